@@ -1,0 +1,88 @@
+"""Built-in components, declared lazily as import strings so that listing them imports nothing heavy.
+
+Each entry: ``name: (import path, extra or None, one-line description)``. The extra is what
+``pip install 'ragkit[EXTRA]'`` adds for the component to import and run.
+"""
+
+from __future__ import annotations
+
+BUILTINS: dict[str, dict[str, tuple[str, str | None, str]]] = {
+    "chunker": {
+        "token": ("ragkit.chunkers.token:TokenChunker", None, "fixed windows of max_tokens with overlap"),
+        "sentence": ("ragkit.chunkers.sentence:SentenceChunker", None, "packs whole sentences up to max_tokens"),
+        "paragraph": ("ragkit.chunkers.paragraph:ParagraphChunker", None, "packs blank-line blocks up to max_tokens"),
+        "recursive": ("ragkit.chunkers.recursive:RecursiveChunker", None,
+                      "separator cascade: headings, blank lines, lines, sentences, words, characters"),
+        "structure": ("ragkit.chunkers.structure:StructureChunker", None,
+                      "Markdown/WikiText/HTML sections, recursive inside long ones"),
+        "semantic": ("ragkit.chunkers.semantic:SemanticChunker", "embeddings",
+                     "adjacent-sentence embedding-distance breakpoints at a percentile, hard cap enforced"),
+        "perplexity": ("ragkit.chunkers.perplexity:PerplexityChunker", "transformers",
+                       "Meta-Chunking: boundaries at local minima of per-sentence perplexity"),
+        "margin": ("ragkit.chunkers.margin:MarginChunker", "transformers",
+                   "Meta-Chunking: margin-sampling split/keep decisions with an adaptive threshold"),
+        "intent": ("ragkit.chunkers.intent:IntentChunker", "embeddings",
+                   "IDC: LLM-predicted intents, boundaries by exact dynamic programming"),
+        "cluster": ("ragkit.chunkers.cluster:ClusterChunker", "embeddings",
+                    "cluster-semantic: small pieces grouped by DP on embedding similarity"),
+        "langchain_recursive": ("ragkit.chunkers.peers:LangchainRecursiveChunker", "peers",
+                                "peer: LangChain RecursiveCharacterTextSplitter (MiniLM tokens)"),
+        "chonkie_recursive": ("ragkit.chunkers.peers:ChonkieRecursiveChunker", "peers",
+                              "peer: Chonkie RecursiveChunker (MiniLM tokens)"),
+        "chonkie_semantic": ("ragkit.chunkers.peers:ChonkieSemanticChunker", "peers",
+                             "peer: Chonkie SemanticChunker (local MiniLM)"),
+    },
+    "enricher": {
+        "llm_metadata": ("ragkit.enrichers.llm_metadata:LLMMetadataEnricher", None,
+                         "one LLM call per chunk returning schema-validated JSON metadata"),
+        "context_prefix": ("ragkit.enrichers.context_prefix:ContextPrefixEnricher", None,
+                           "LLM-written description of where the chunk sits in its document"),
+    },
+    "embedder": {
+        "sentence_transformers": ("ragkit.embeddings.sentence_transformers:SentenceTransformerEmbedder",
+                                  "embeddings", "local sentence-transformers model (default: packaged MiniLM)"),
+        "openai": ("ragkit.embeddings.openai:OpenAIEmbedder", "openai",
+                   "OpenAI or any OpenAI-compatible /embeddings endpoint"),
+        "fake": ("ragkit.testing.fakes:FakeEmbedder", None, "deterministic hash-seeded vectors (tests)"),
+    },
+    "retriever": {
+        "bm25": ("ragkit.retrievers.bm25:BM25Retriever", "retrieval", "BM25 (bm25s or rank-bm25 engine)"),
+        "dense": ("ragkit.retrievers.dense:DenseRetriever", "retrieval", "FAISS inner-product index"),
+        "hybrid": ("ragkit.retrievers.hybrid:HybridRetriever", "retrieval",
+                   "BM25 + dense with reciprocal-rank or weighted score fusion"),
+    },
+    "reranker": {
+        "embedding": ("ragkit.rerankers.embedding:EmbeddingReranker", None,
+                      "re-scores candidates by query/chunk embedding cosine"),
+    },
+    "selector": {
+        "top_k": ("ragkit.selectors.top_k:TopKSelector", None, "the k best-ranked chunks"),
+        "token_budget": ("ragkit.selectors.token_budget:TokenBudgetSelector", None,
+                         "ranked chunks while the running token count stays within the budget"),
+    },
+    "aggregator": {
+        "stuff": ("ragkit.aggregators.stuff:StuffAggregator", None,
+                  "selected chunks in prompt order, then one generate call"),
+    },
+    "llm": {
+        "transformers": ("ragkit.llm.transformers_backend:TransformersLLM", "transformers",
+                         "local causal LM (default: packaged SmolLM2-135M-Instruct)"),
+        "llama_cpp": ("ragkit.llm.llama_cpp_backend:LlamaCppLLM", "llama", "in-process GGUF via llama-cpp-python"),
+        "openai": ("ragkit.llm.openai_backend:OpenAILLM", "openai", "OpenAI or any OpenAI-compatible server"),
+        "fake": ("ragkit.testing.fakes:FakeLLM", None, "deterministic hash-seeded outputs (tests)"),
+    },
+}
+
+#: The abstract method(s) each kind of component must implement.
+REQUIRED_METHODS: dict[str, tuple[str, ...]] = {
+    "chunker": ("chunk",),
+    "enricher": ("enrich",),
+    "embedder": ("embed_documents", "embed_query"),
+    "retriever": ("index", "retrieve"),
+    "reranker": ("rerank",),
+    "selector": ("select",),
+    "aggregator": ("aggregate",),
+    "llm": ("generate",),
+}
+
+KINDS: tuple[str, ...] = tuple(REQUIRED_METHODS)

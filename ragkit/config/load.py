@@ -1,0 +1,228 @@
+"""YAML → safe parse → pydantic schema → per-stage parameter checks → normalised config.
+
+Every problem is collected (``ragkit validate`` reports them all); each names the dotted path,
+the value, what is allowed and, for files, the line.
+
+Example:
+    >>> cfg = load_config({"index": {"chunker": {"type": "token", "max_tokens": 64}}})
+    >>> cfg["index"]["chunker"]["max_tokens"], cfg["query"]["selector"]["type"]
+    (64, 'top_k')
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from ragkit.config.schema import STAGE_SLOTS, RagkitConfig
+from ragkit.config.yaml_lines import line_for, load_yaml_file
+from ragkit.errors import ConfigError, MissingDependencyError, UnknownComponentError
+from ragkit.registry import Registry, default_registry
+from ragkit.stage import collaborator_params, param_model, validation_problems
+
+BACKEND_KIND_BY_SECTION = {"llm": "llm", "embeddings": "embedder"}
+SECTION_BY_BACKEND_KIND = {v: k for k, v in BACKEND_KIND_BY_SECTION.items()}
+
+Problem = tuple[str, str, int | None]
+
+
+def parse_override(assignment: str) -> tuple[str, Any]:
+    """``"a.b=3"`` → ``("a.b", 3)``; the value is parsed as YAML (numbers, booleans, lists, null)."""
+    if "=" not in assignment:
+        raise ConfigError(f"--set {assignment!r}: expected KEY=VALUE with a dotted key, e.g. index.chunker.max_tokens=128")
+    key, _, raw = assignment.partition("=")
+    key = key.strip()
+    if not key:
+        raise ConfigError(f"--set {assignment!r}: the key before '=' is empty")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"--set {assignment!r}: value {raw!r} is not valid YAML ({exc})") from None
+    return key, value
+
+
+def apply_overrides(data: dict[str, Any], overrides: Iterable[str | tuple[str, Any]]) -> dict[str, Any]:
+    """Apply ``--set`` overrides to a raw config mapping (returns a new mapping)."""
+    data = copy.deepcopy(data) if data else {}
+    for item in overrides:
+        key, value = parse_override(item) if isinstance(item, str) else item
+        node: Any = data
+        parts = key.split(".")
+        for i, part in enumerate(parts[:-1]):
+            if isinstance(node, list):
+                node = node[int(part)]
+                continue
+            if node.get(part) is None:
+                node[part] = {}
+            node = node[part]
+            if not isinstance(node, (dict, list)):
+                raise ConfigError(f"--set {key}: {'.'.join(parts[: i + 1])} is {node!r}, not a mapping")
+        last = parts[-1]
+        if isinstance(node, list):
+            node[int(last)] = value
+        else:
+            node[last] = value
+    return data
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+class _Checker:
+    def __init__(self, registry: Registry, lines: Mapping[str, int], source: str) -> None:
+        self.registry = registry
+        self.lines = lines
+        self.source = source
+        self.problems: list[Problem] = []
+
+    def add(self, path: str, message: str) -> None:
+        self.problems.append((path, message, line_for(path, dict(self.lines))))
+
+    def stage(self, spec: Any, kind: str, path: str, backends: Mapping[str, Mapping[str, Any]]) -> dict[str, Any] | None:
+        """Validate one ``{type: ..., **params}`` mapping; return it normalised (defaults filled)."""
+        if not isinstance(spec, Mapping):
+            self.add(path, f"expected a mapping with a 'type' key, got {spec!r}")
+            return None
+        type_name = spec.get("type")
+        if not isinstance(type_name, str):
+            names = ", ".join(self.registry.names(kind))
+            self.add(f"{path}.type", f"missing or not a string (got {type_name!r}); {kind} types: {names}")
+            return None
+        try:
+            cls = self.registry.get(kind, type_name, path=f"{path}.type")
+        except UnknownComponentError as exc:
+            self.add(f"{path}.type", str(exc).split(": ", 1)[-1])
+            return None
+        except MissingDependencyError as exc:
+            self.add(f"{path}.type", str(exc))
+            return None
+        params = {k: v for k, v in spec.items() if k != "type"}
+        try:
+            validated = param_model(cls)(**params)
+        except ValidationError as exc:
+            for p, message in validation_problems(exc, path):
+                self.add(p, f"{message}; {type_name} accepts: {', '.join(param_model(cls).model_fields)}")
+            return None
+        normalised = {"type": type_name, **_plain({k: getattr(validated, k) for k in param_model(cls).model_fields})}
+        for name, ref_kind in collaborator_params(cls).items():
+            self.reference(normalised.get(name), ref_kind, f"{path}.{name}", backends)
+        self.capabilities(cls, type_name, normalised, path, backends)
+        return normalised
+
+    def reference(self, value: Any, kind: str, path: str, backends: Mapping[str, Mapping[str, Any]]) -> None:
+        section = SECTION_BY_BACKEND_KIND[kind]
+        if isinstance(value, str):
+            if value not in backends.get(section, {}):
+                known = ", ".join(backends.get(section, {})) or "(none)"
+                self.add(path, f"refers to {section} backend {value!r}, which is not defined under "
+                               f"backends.{section}; defined: {known}")
+        elif isinstance(value, Mapping):
+            self.stage(value, kind, path, backends)
+        elif value is not None and not hasattr(value, "get_params"):
+            self.add(path, f"expected a backend name or an inline {{type: ...}} mapping, got {value!r}")
+
+    def capabilities(self, cls: type, type_name: str, spec: Mapping[str, Any], path: str,
+                     backends: Mapping[str, Mapping[str, Any]]) -> None:
+        needs: Mapping[str, Iterable[str]] = getattr(cls, "requires", {}) or {}
+        for param, capabilities in needs.items():
+            ref = spec.get(param)
+            backend_spec = backends.get("llm", {}).get(ref) if isinstance(ref, str) else ref
+            if not isinstance(backend_spec, Mapping) or "type" not in backend_spec:
+                continue
+            try:
+                backend_cls = self.registry.get("llm", backend_spec["type"])
+            except Exception:  # reported where the backend itself is validated
+                continue
+            have = set(getattr(backend_cls, "capabilities", ()))
+            for capability in capabilities:
+                if capability not in have:
+                    self.add(f"{path}.{param}", f"{type_name} needs capability {capability!r}, but backend "
+                             f"{ref if isinstance(ref, str) else backend_spec['type']!r} "
+                             f"({backend_spec['type']}) supports only: {', '.join(sorted(have))}")
+
+
+def validate_config(data: Any, registry: Registry | None = None, lines: Mapping[str, int] | None = None,
+                    source: str = "<config>") -> dict[str, Any]:
+    """Validate a raw config mapping; return the normalised config or raise one ConfigError with all problems."""
+    registry = registry or default_registry()
+    lines = lines or {}
+    checker = _Checker(registry, lines, source)
+    if data is None:
+        data = {}
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{source}: a config must be a YAML mapping at the top level, got {type(data).__name__}")
+    try:
+        model = RagkitConfig.model_validate(data)
+    except ValidationError as exc:
+        for p, message in validation_problems(exc, ""):
+            path = p.lstrip(".") or "(top level)"
+            checker.add(path, message)
+        _raise(checker, source)
+    cfg = _plain(model.model_dump())
+    backends = cfg["backends"]
+    for section, kind in BACKEND_KIND_BY_SECTION.items():
+        for name, spec in list(backends[section].items()):
+            normalised = checker.stage(spec, kind, f"backends.{section}.{name}", {})
+            if normalised is not None:
+                backends[section][name] = normalised
+    for path, kind in STAGE_SLOTS:
+        section, key = path.split(".")
+        spec = cfg[section][key]
+        if spec is None:
+            continue
+        normalised = checker.stage(spec, kind, path, backends)
+        if normalised is not None:
+            cfg[section][key] = normalised
+    for i, spec in enumerate(cfg["index"]["enrichers"]):
+        normalised = checker.stage(spec, "enricher", f"index.enrichers.{i}", backends)
+        if normalised is not None:
+            cfg["index"]["enrichers"][i] = normalised
+    checker.reference(cfg["index"]["embedder"], "embedder", "index.embedder", backends)
+    if isinstance(cfg["index"]["embedder"], Mapping):
+        cfg["index"]["embedder"] = checker.stage(cfg["index"]["embedder"], "embedder", "index.embedder", {}) or cfg["index"]["embedder"]
+    if checker.problems:
+        _raise(checker, source)
+    return cfg
+
+
+def _raise(checker: _Checker, source: str) -> None:
+    rendered = []
+    for path, message, line in checker.problems:
+        where = f" (line {line})" if line else ""
+        rendered.append(f"  - {path}{where}: {message}")
+    count = len(checker.problems)
+    raise ConfigError(
+        f"{source}: {count} problem{'s' if count != 1 else ''} in the config:\n" + "\n".join(rendered),
+        checker.problems,
+    )
+
+
+def load_config(source: str | Path | Mapping[str, Any], overrides: Sequence[str | tuple[str, Any]] = (),
+                registry: Registry | None = None) -> dict[str, Any]:
+    """Load, override, validate and normalise a config from a YAML path or a mapping."""
+    if isinstance(source, Mapping):
+        data: Any = _plain(source)
+        lines: dict[str, int] = {}
+        name = "<config>"
+    else:
+        data, lines = load_yaml_file(source)
+        name = str(source)
+    if overrides:
+        if data is not None and not isinstance(data, Mapping):
+            raise ConfigError(f"{name}: a config must be a YAML mapping at the top level")
+        data = apply_overrides(dict(data or {}), overrides)
+    return validate_config(data, registry, lines, name)
+
+
+def config_stem(source: str | Path | Mapping[str, Any]) -> str:
+    return Path(source).stem if not isinstance(source, Mapping) else "config"

@@ -1,0 +1,94 @@
+"""The pydantic schema of a ragkit config file (the shape in ARCHITECTURE.md's *Contracts*).
+
+Stage sections (``index.chunker``, ``query.selector``, ...) are mappings with a ``type`` and the
+stage's parameters flat beside it; they are checked against the registered class's constructor in
+:mod:`ragkit.config.load`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+StageSpec = dict[str, Any]
+
+
+def _default_llm_backends() -> dict[str, StageSpec]:
+    return {"default": {"type": "transformers", "model": "smollm2-135m-instruct"}}
+
+
+def _default_embedding_backends() -> dict[str, StageSpec]:
+    return {"default": {"type": "sentence_transformers", "model": "minilm"}}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class BackendsConfig(_Strict):
+    llm: dict[str, StageSpec] = Field(default_factory=_default_llm_backends)
+    embeddings: dict[str, StageSpec] = Field(default_factory=_default_embedding_backends)
+
+
+class CacheConfig(_Strict):
+    mode: Literal["read_write", "read_only", "off"] = "read_write"
+
+
+class CorpusConfig(_Strict):
+    paths: list[str] | None = None
+    dataset: str | None = None
+    subset: list[str] | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> CorpusConfig:
+        if self.paths is not None and self.dataset is not None:
+            raise ValueError("give either corpus.paths or corpus.dataset, not both")
+        return self
+
+
+class IndexConfig(_Strict):
+    store: str | None = None
+    chunker: StageSpec = Field(default_factory=lambda: {"type": "recursive", "max_tokens": 256, "overlap_tokens": 0})
+    enrichers: list[StageSpec] = Field(default_factory=list)
+    embedder: str | StageSpec = "default"
+    retriever: StageSpec = Field(default_factory=lambda: {"type": "hybrid", "view": "content"})
+
+
+class RetrieveConfig(_Strict):
+    k: int = Field(default=20, gt=0)
+    filter: dict[str, Any] | None = None
+
+
+class QueryConfig(_Strict):
+    questions: str | None = None
+    retrieve: RetrieveConfig = Field(default_factory=RetrieveConfig)
+    reranker: StageSpec | None = None
+    selector: StageSpec = Field(default_factory=lambda: {"type": "top_k", "k": 5})
+    aggregator: StageSpec = Field(
+        default_factory=lambda: {"type": "stuff", "llm": "default", "max_context_tokens": 1536}
+    )
+
+
+class OutputConfig(_Strict):
+    dir: str | None = None
+
+
+class RagkitConfig(_Strict):
+    version: Literal[1] = 1
+    data_root: str | None = None
+    backends: BackendsConfig = Field(default_factory=BackendsConfig)
+    cache: CacheConfig = Field(default_factory=CacheConfig)
+    corpus: CorpusConfig = Field(default_factory=CorpusConfig)
+    index: IndexConfig = Field(default_factory=IndexConfig)
+    query: QueryConfig = Field(default_factory=QueryConfig)
+    output: OutputConfig = Field(default_factory=OutputConfig)
+
+# Stage slots: (dotted path, registry kind). Lists and backend tables are expanded by the loader.
+STAGE_SLOTS: tuple[tuple[str, str], ...] = (
+    ("index.chunker", "chunker"),
+    ("index.retriever", "retriever"),
+    ("query.reranker", "reranker"),
+    ("query.selector", "selector"),
+    ("query.aggregator", "aggregator"),
+)

@@ -1,0 +1,17 @@
+"""The enricher contract: ``enrich(chunks, docs) -> list[Chunk]``; enrichers add to metadata only."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from ragkit.stage import Component
+from ragkit.types import Chunk, Document
+
+
+class Enricher(Component):
+    def enrich(self, chunks: Sequence[Chunk], docs: Mapping[str, Document]) -> list[Chunk]:
+        """Return the chunks (same order, same text and offsets) with metadata added.
+
+        ``docs`` maps ``doc_id`` to the source document.
+        """
+        raise NotImplementedError

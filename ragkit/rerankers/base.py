@@ -1,0 +1,13 @@
+"""The reranker contract: ``rerank(query, scored) -> list[ScoredChunk]`` (best first)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ragkit.stage import Component
+from ragkit.types import Query, ScoredChunk
+
+
+class Reranker(Component):
+    def rerank(self, query: Query, scored: Sequence[ScoredChunk]) -> list[ScoredChunk]:
+        raise NotImplementedError

@@ -1,0 +1,138 @@
+"""What every component shares: parameters from the constructor signature, lazy ``warm_up``.
+
+The constructor discipline (scikit-learn's): keyword-only parameters with defaults, each stored
+unmodified on a same-named attribute; no I/O. Models, clients and indexes load in ``warm_up()``,
+which is idempotent and triggered by the first call. ``get_params()`` is derived from the signature.
+
+Collaborators (an LLM backend, an embedder) are parameters annotated with :data:`LLMRef` or
+:data:`EmbedderRef`. In YAML they are a backend name (``llm: default``) or an inline mapping
+(``llm: {type: fake}``); the pipeline builder resolves them and injects the instance.
+"""
+
+from __future__ import annotations
+
+import inspect
+import threading
+import typing
+from typing import Annotated, Any
+
+from pydantic import ConfigDict, ValidationError, create_model
+
+from ragkit.errors import ConfigError
+
+
+class Ref:
+    """Marks a constructor parameter as a reference to a backend of ``kind`` (``llm`` or ``embedder``)."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+
+    def __repr__(self) -> str:
+        return f"Ref({self.kind!r})"
+
+
+LLMRef = Annotated[Any, Ref("llm")]
+EmbedderRef = Annotated[Any, Ref("embedder")]
+
+
+def _signature_params(cls: type) -> list[inspect.Parameter]:
+    if cls.__init__ is object.__init__:
+        return []
+    params = list(inspect.signature(cls.__init__).parameters.values())[1:]
+    return [p for p in params if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+
+
+def param_names(cls: type) -> list[str]:
+    return [p.name for p in _signature_params(cls)]
+
+
+def collaborator_params(cls: type) -> dict[str, str]:
+    """``{parameter name: backend kind}`` for the parameters annotated as backend references."""
+    hints = typing.get_type_hints(cls.__init__, include_extras=True) if cls.__init__ is not object.__init__ else {}
+    refs = {}
+    for name, hint in hints.items():
+        for meta in getattr(hint, "__metadata__", ()):
+            if isinstance(meta, Ref):
+                refs[name] = meta.kind
+    return refs
+
+
+_PARAM_MODELS: dict[type, Any] = {}
+_PARAM_MODELS_LOCK = threading.Lock()
+
+
+def param_model(cls: type) -> Any:
+    """A pydantic model of ``cls``'s constructor parameters (unknown keys are errors)."""
+    with _PARAM_MODELS_LOCK:
+        if cls not in _PARAM_MODELS:
+            hints = typing.get_type_hints(cls.__init__, include_extras=True) if cls.__init__ is not object.__init__ else {}
+            refs = collaborator_params(cls)
+            fields: dict[str, Any] = {}
+            for p in _signature_params(cls):
+                annotation = Any if p.name in refs else hints.get(p.name, Any)
+                default = ... if p.default is inspect.Parameter.empty else p.default
+                fields[p.name] = (annotation, default)
+            _PARAM_MODELS[cls] = create_model(
+                f"{cls.__name__}Params",
+                __config__=ConfigDict(extra="forbid", arbitrary_types_allowed=True),
+                **fields,
+            )
+        return _PARAM_MODELS[cls]
+
+
+def validation_problems(error: ValidationError, prefix: str) -> list[tuple[str, str]]:
+    """Turn a pydantic error into ``(dotted path, message)`` pairs that echo the bad value."""
+    problems = []
+    for item in error.errors():
+        path = ".".join([prefix, *(str(p) for p in item["loc"])]) if item["loc"] else prefix
+        value = item.get("input")
+        if item["type"] == "extra_forbidden":
+            message = f"unknown parameter (value {value!r})"
+        elif item["type"] == "missing":
+            message = "required parameter is missing"
+        else:
+            message = f"{item['msg']} (got {value!r})"
+        problems.append((path, message))
+    return problems
+
+
+def validate_params(cls: type, params: dict[str, Any], path: str) -> dict[str, Any]:
+    """Validate ``params`` against ``cls``'s signature; return the normalised full parameter dict."""
+    model = param_model(cls)
+    try:
+        validated = model(**params)
+    except ValidationError as exc:
+        problems = validation_problems(exc, path)
+        allowed = ", ".join(param_names(cls))
+        lines = "; ".join(f"{p}: {m}" for p, m in problems)
+        raise ConfigError(
+            f"{lines}. {cls.__name__} accepts: {allowed}", [(p, m, None) for p, m in problems]
+        ) from None
+    return {name: getattr(validated, name) for name in model.model_fields}
+
+
+class Component:
+    """Base of every stage and backend: ``get_params`` from the signature and an idempotent ``warm_up``."""
+
+    _warm_lock: threading.Lock | None = None
+
+    def get_params(self) -> dict[str, Any]:
+        """The constructor parameters, read from same-named attributes."""
+        return {name: getattr(self, name) for name in param_names(type(self))}
+
+    def warm_up(self) -> None:
+        """Load models, clients or indexes once; later calls do nothing."""
+        if self.__dict__.get("_warmed"):
+            return
+        lock = self.__dict__.setdefault("_warm_lock_instance", threading.Lock())
+        with lock:
+            if not self.__dict__.get("_warmed"):
+                self._load()
+                self.__dict__["_warmed"] = True
+
+    def _load(self) -> None:
+        """Subclasses load heavy state here (called once by :meth:`warm_up`)."""
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items() if not isinstance(v, Component))
+        return f"{type(self).__name__}({shown})"

@@ -1,0 +1,214 @@
+"""Deterministic fakes shipped with ragkit, registered like real backends (``type: fake``).
+
+Everything here is seeded by sha256 of its input, never by ``random`` or the salted built-in
+``hash``, so outputs are identical across processes and machines.
+
+Example:
+    >>> from ragkit.testing import FakeEmbedder, FakeLLM
+    >>> FakeEmbedder(dimension=8).embed_documents(["a b", "a b"]).shape
+    (2, 8)
+    >>> FakeLLM(mode="fixed", responses=["hi"]).complete("hello").text
+    'hi'
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+
+from ragkit.embeddings.base import Embedder
+from ragkit.llm.base import (
+    GENERATE,
+    NEXT_TOKEN_PROBS,
+    TOKEN_LOGPROBS,
+    Completion,
+    GenerationRequest,
+    LLMBackend,
+)
+from ragkit.usage import record_usage
+
+_WORD = re.compile(r"\w+|[^\w\s]", re.UNICODE)
+
+
+def seeded_rng(*parts: object) -> np.random.Generator:
+    """A numpy generator seeded by sha256 of ``parts``."""
+    digest = hashlib.sha256(json.dumps(parts, default=str, ensure_ascii=False).encode("utf-8")).digest()
+    return np.random.default_rng(int.from_bytes(digest[:8], "little"))
+
+
+def fake_tokenize(text: str) -> list[str]:
+    """The fakes' tokenizer: words and punctuation marks."""
+    return _WORD.findall(text)
+
+
+class FakeEmbedder(Embedder):
+    """Hash-seeded unit vectors.
+
+    ``mode="bow"`` (default) sums per-word vectors, so texts sharing words are similar, which
+    makes semantic chunkers and retrieval tests meaningful; ``mode="hash"`` gives one unrelated
+    vector per distinct text.
+    """
+
+    def __init__(self, *, dimension: int = 64, mode: Literal["bow", "hash"] = "bow") -> None:
+        self.dimension = dimension
+        self.mode = mode
+        self.calls = 0
+
+    def get_dimension(self) -> int:
+        return self.dimension
+
+    @property
+    def identity(self) -> str:
+        return f"fake:{self.mode}:{self.dimension}"
+
+    def _vector(self, text: str) -> np.ndarray:
+        if self.mode == "hash":
+            vec = seeded_rng("fake-embedder", text).standard_normal(self.dimension)
+        else:
+            vec = np.zeros(self.dimension)
+            for word in fake_tokenize(text.lower()):
+                vec += seeded_rng("fake-word", word).standard_normal(self.dimension)
+            if not vec.any():
+                vec = seeded_rng("fake-embedder", text).standard_normal(self.dimension)
+        return (vec / np.linalg.norm(vec)).astype(np.float32)
+
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
+        self.calls += 1
+        record_usage(embedding_calls=1, embedded_texts=len(texts))
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        return np.stack([self._vector(t) for t in texts])
+
+
+def example_from_schema(schema: Mapping[str, Any], rng: np.random.Generator, defs: Mapping[str, Any] | None = None) -> Any:
+    """A small deterministic instance of a JSON schema (objects, arrays, enums, scalars)."""
+    defs = defs if defs is not None else schema.get("$defs", {})
+    if "$ref" in schema:
+        return example_from_schema(defs[schema["$ref"].split("/")[-1]], rng, defs)
+    for key in ("anyOf", "oneOf"):
+        if key in schema:
+            options = [s for s in schema[key] if s.get("type") != "null"] or schema[key]
+            return example_from_schema(options[0], rng, defs)
+    if "enum" in schema:
+        return schema["enum"][int(rng.integers(len(schema["enum"])))]
+    if "const" in schema:
+        return schema["const"]
+    kind = schema.get("type", "object")
+    if isinstance(kind, list):
+        kind = next((k for k in kind if k != "null"), "string")
+    if kind == "object":
+        props = schema.get("properties", {})
+        return {name: example_from_schema(sub, rng, defs) for name, sub in props.items()}
+    if kind == "array":
+        n = max(int(schema.get("minItems", 1)), min(2, int(schema.get("maxItems", 2))))
+        return [example_from_schema(schema.get("items", {"type": "string"}), rng, defs) for _ in range(n)]
+    if kind == "integer":
+        return int(rng.integers(int(schema.get("minimum", 0)), int(schema.get("maximum", 9)) + 1))
+    if kind == "number":
+        return float(np.round(rng.random(), 3))
+    if kind == "boolean":
+        return bool(rng.integers(2))
+    words = ["alpha", "beta", "gamma", "delta", "omega", "sigma"]
+    return " ".join(words[int(i)] for i in rng.integers(len(words), size=2))
+
+
+class FakeLLM(LLMBackend):
+    """A deterministic LLM with every capability.
+
+    Modes for ``generate``:
+        - ``hash``: text (or a schema-valid JSON instance) derived from sha256 of the request;
+        - ``fixed``: cycles through ``responses``;
+        - ``echo``: returns the last user message (or the prompt);
+        - ``function``: calls ``function(request) -> str`` (Python API only).
+
+    ``token_logprobs`` gives each token a hash-seeded log-probability in [-8, -0.05] that depends on
+    the token and its predecessor; ``next_token_probs`` gives hash-seeded probabilities per prompt.
+    ``calls`` counts backend calls (for cache tests).
+    """
+
+    capabilities: ClassVar[frozenset[str]] = frozenset({GENERATE, TOKEN_LOGPROBS, NEXT_TOKEN_PROBS})
+
+    def __init__(
+        self,
+        *,
+        mode: Literal["hash", "fixed", "echo", "function"] = "hash",
+        responses: Sequence[str] = (),
+        function: Callable[[GenerationRequest], str] | None = None,
+        model: str = "fake",
+    ) -> None:
+        self.mode = mode
+        self.responses = tuple(responses)
+        self.function = function
+        self.model = model
+        self.calls = 0
+        self._cursor = 0
+
+    @property
+    def identity(self) -> dict[str, Any]:
+        return {"type": "fake", "mode": self.mode, "responses": list(self.responses), "model": self.model}
+
+    def _text_for(self, request: GenerationRequest) -> str:
+        if self.mode == "fixed":
+            if not self.responses:
+                raise ValueError("FakeLLM(mode='fixed') needs responses=[...]")
+            text = self.responses[self._cursor % len(self.responses)]
+            self._cursor += 1
+            return text
+        if self.mode == "echo":
+            if request.messages:
+                return [m for m in request.messages if m["role"] == "user"][-1]["content"]
+            return request.prompt or ""
+        if self.mode == "function":
+            if self.function is None:
+                raise ValueError("FakeLLM(mode='function') needs function=callable")
+            return self.function(request)
+        rng = seeded_rng("fake-llm", request.to_dict())
+        if request.json_schema:
+            return json.dumps(example_from_schema(request.json_schema, rng))
+        words = ["the", "answer", "is", "found", "in", "context", "chunk", "ragkit", "retrieval", "document"]
+        n = int(min(request.max_tokens, 12))
+        return " ".join(words[int(i)] for i in rng.integers(len(words), size=max(n, 1)))
+
+    def generate(self, requests: Sequence[GenerationRequest]) -> list[Completion]:
+        out = []
+        for request in requests:
+            self.calls += 1
+            text = self._text_for(request)
+            prompt_tokens = len(fake_tokenize(request.prompt_text()))
+            completion_tokens = len(fake_tokenize(text))
+            record_usage(llm_calls=1, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens)
+            out.append(Completion(text=text, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens))
+        return out
+
+    def token_logprobs(self, segments: Sequence[str], max_context: int | None = None) -> list[np.ndarray]:
+        self.calls += 1
+        out, previous, first = [], "<s>", True
+        total = 0
+        for segment in segments:
+            values = []
+            for token in fake_tokenize(segment):
+                if first:
+                    values.append(float("nan"))
+                    first = False
+                else:
+                    values.append(-0.05 - 7.95 * float(seeded_rng("fake-lp", previous, token).random()))
+                previous = token
+            total += len(values)
+            out.append(np.asarray(values, dtype=np.float64))
+        record_usage(llm_calls=1, prompt_tokens=total)
+        return out
+
+    def next_token_probs(self, prompts: Sequence[str | GenerationRequest], candidates: Sequence[str]) -> np.ndarray:
+        self.calls += 1
+        rows = []
+        for prompt in prompts:
+            key = prompt.to_dict() if isinstance(prompt, GenerationRequest) else prompt
+            raw = seeded_rng("fake-ntp", key, list(candidates)).random(len(candidates)) + 1e-3
+            rows.append(raw / raw.sum() * 0.9)
+        record_usage(llm_calls=len(rows))
+        return np.asarray(rows, dtype=np.float64).reshape(len(rows), len(candidates))
