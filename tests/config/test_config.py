@@ -1,0 +1,101 @@
+"""Config loading: normalisation, round trip, overrides and error messages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ragkit.config.load import apply_overrides, load_config, parse_override
+from ragkit.errors import ConfigError, UnknownComponentError
+from ragkit.pipeline import Pipeline
+
+REPO = Path(__file__).resolve().parents[2]
+FAKE_BACKENDS = {"llm": {"default": {"type": "fake"}}, "embeddings": {"default": {"type": "fake"}}}
+
+
+def test_defaults_are_filled_in():
+    cfg = load_config({})
+    assert cfg["version"] == 1
+    assert cfg["index"]["chunker"]["type"] == "recursive"
+    assert cfg["index"]["chunker"]["max_tokens"] == 256
+    assert cfg["query"]["selector"] == {"type": "top_k", "k": 5}
+    assert cfg["backends"]["llm"]["default"]["type"] == "transformers"
+
+
+def test_round_trip_is_stable():
+    pipe = Pipeline.from_config({"backends": FAKE_BACKENDS, "index": {"chunker": {"type": "token", "max_tokens": 50}}})
+    again = Pipeline.from_config(pipe.to_config())
+    assert again.to_config() == pipe.to_config()
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "configs").glob("*.yaml")), ids=lambda p: p.name)
+def test_shipped_configs_validate_and_round_trip(path: Path):
+    cfg = load_config(path)
+    assert load_config(cfg) == cfg
+
+
+def test_overrides_parse_yaml_values():
+    assert parse_override("index.chunker.max_tokens=128") == ("index.chunker.max_tokens", 128)
+    assert parse_override("query.retrieve.filter={lang: en}") == ("query.retrieve.filter", {"lang": "en"})
+    data = apply_overrides({"index": {"chunker": {"type": "token"}}}, ["index.chunker.max_tokens=64"])
+    assert data["index"]["chunker"]["max_tokens"] == 64
+    cfg = load_config({"backends": FAKE_BACKENDS}, ["index.chunker.type=token", "query.selector.k=3"])
+    assert cfg["index"]["chunker"]["type"] == "token" and cfg["query"]["selector"]["k"] == 3
+
+
+def test_override_without_equals_is_explained():
+    with pytest.raises(ConfigError, match="expected KEY=VALUE"):
+        parse_override("index.chunker.max_tokens")
+
+
+def test_every_problem_reported_with_path_value_and_line(tmp_path: Path):
+    path = tmp_path / "bad.yaml"
+    path.write_text(
+        "version: 1\n"
+        "index:\n"
+        "  chunker: {type: recursiv, max_tokens: 128}\n"
+        "query:\n"
+        "  selector:\n"
+        "    type: top_k\n"
+        "    k: -3\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    message = str(info.value)
+    assert "2 problems" in message
+    assert "index.chunker.type (line 3)" in message and "'recursiv'" in message and "Did you mean 'recursive'" in message
+    assert "query.selector.k (line 7)" in message and "-3" in message
+    assert {p[0] for p in info.value.problems} == {"index.chunker.type", "query.selector.k"}
+
+
+def test_unknown_keys_are_errors():
+    with pytest.raises(ConfigError, match=r"index.chunker.max_tokns: unknown parameter"):
+        load_config({"index": {"chunker": {"type": "token", "max_tokns": 5}}})
+    with pytest.raises(ConfigError, match=r"indx: unknown parameter"):
+        load_config({"indx": {}})
+
+
+def test_malformed_yaml_names_line(tmp_path: Path):
+    path = tmp_path / "broken.yaml"
+    path.write_text("index:\n  chunker: {type: token\nquery: [\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"line \d+: malformed YAML"):
+        load_config(path)
+
+
+def test_yaml_tags_are_refused(tmp_path: Path):
+    path = tmp_path / "tag.yaml"
+    path.write_text("index: !!python/object/apply:os.system ['true']\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="malformed YAML"):
+        load_config(path)
+
+
+def test_unknown_backend_reference():
+    with pytest.raises(ConfigError, match=r"query.aggregator.llm: refers to llm backend 'big'"):
+        load_config({"backends": FAKE_BACKENDS, "query": {"aggregator": {"type": "stuff", "llm": "big"}}})
+
+
+def test_unknown_component_error_lists_choices(fresh_registry):
+    with pytest.raises(UnknownComponentError, match="Registered chunker types: .*recursive"):
+        fresh_registry.get("chunker", "nope")
