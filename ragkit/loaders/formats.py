@@ -1,0 +1,115 @@
+"""One loader per file format. Each returns the documents of one file (possibly none)."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from ragkit.errors import DocumentError
+from ragkit.loaders.files import LoaderWarning, decode, read_bytes, read_text
+from ragkit.loaders.html import html_to_text
+from ragkit.text.headings import find_headings
+from ragkit.types import Document
+
+FileLoader = Callable[[Path, str, int], list[Document]]
+
+
+def _base_metadata(path: Path, source_id: str, fmt: str) -> dict[str, Any]:
+    return {"path": str(path), "source_id": source_id, "format": fmt}
+
+
+def _skip_if_blank(text: str, path: Path) -> bool:
+    if text.strip():
+        return False
+    what = "empty" if not text else "whitespace-only"
+    warnings.warn(f"{path}: file is {what}; skipped (it would give no chunks)", LoaderWarning, stacklevel=4)
+    return True
+
+
+def load_text(path: Path, source_id: str, max_bytes: int) -> list[Document]:
+    """A plain-text file: one document, no headings (the structure chunker detects them itself)."""
+    text = read_text(path, max_bytes)
+    if _skip_if_blank(text, path):
+        return []
+    return [Document.from_text(text, _base_metadata(path, source_id, "text"))]
+
+
+def load_markdown(path: Path, source_id: str, max_bytes: int) -> list[Document]:
+    """A Markdown file: one document; ATX/setext and WikiText heading lines go to ``metadata["headings"]``."""
+    text = read_text(path, max_bytes)
+    if _skip_if_blank(text, path):
+        return []
+    meta = _base_metadata(path, source_id, "markdown")
+    meta["headings"] = find_headings(text)
+    return [Document.from_text(text, meta)]
+
+
+def load_html(path: Path, source_id: str, max_bytes: int) -> list[Document]:
+    """An HTML file: one document of the extracted text (offsets index that text, not the markup)."""
+    markup = read_text(path, max_bytes, sniff_html=True)
+    text, headings, title = html_to_text(markup)
+    if _skip_if_blank(text, path):
+        return []
+    meta = _base_metadata(path, source_id, "html")
+    meta["headings"] = headings
+    if title:
+        meta["title"] = title
+    return [Document.from_text(text, meta)]
+
+
+def load_jsonl(path: Path, source_id: str, max_bytes: int) -> list[Document]:
+    """A JSON Lines file: one document per line ``{"text": ..., "id": ..., "metadata": {...}}``.
+
+    ``id`` (optional) goes to ``metadata["source_id"]`` (default ``"<file>:<line>"``); ``metadata``
+    (optional) must be an object. Blank lines are skipped.
+    """
+    content = decode(read_bytes(path, max_bytes), path)
+    docs: list[Document] = []
+    for number, line in enumerate(content.splitlines(), start=1):
+        if not line.strip():
+            continue
+        where = f"{path}:{number}"
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DocumentError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno}); each line must be "
+                                'one JSON object like {"id": "a", "text": "..."}') from exc
+        if not isinstance(record, Mapping):
+            raise DocumentError(f"{where}: expected a JSON object, got {type(record).__name__}; each line must be "
+                                'one object like {"id": "a", "text": "..."}')
+        text = record.get("text")
+        if not isinstance(text, str):
+            raise DocumentError(f"{where}: field 'text' must be a string, got {text!r:.80}; add a \"text\" field "
+                                f"(keys present: {', '.join(map(str, record)) or 'none'})")
+        extra = record.get("metadata") or {}
+        if not isinstance(extra, Mapping):
+            raise DocumentError(f"{where}: field 'metadata' must be an object, got {type(extra).__name__}")
+        if not text.strip():
+            warnings.warn(f"{where}: empty text; line skipped", LoaderWarning, stacklevel=3)
+            continue
+        meta = {**_base_metadata(path, f"{source_id}:{number}", "jsonl"), "line": number, **extra}
+        if record.get("id") is not None:
+            meta["source_id"] = str(record["id"])
+        docs.append(Document.from_text(text, meta))
+    return docs
+
+
+#: File suffix → loader. Other suffixes load as plain text when named explicitly and are skipped
+#: when found while walking a directory.
+LOADERS: dict[str, FileLoader] = {
+    ".txt": load_text,
+    ".text": load_text,
+    ".rst": load_text,
+    ".md": load_markdown,
+    ".markdown": load_markdown,
+    ".mdown": load_markdown,
+    ".mkd": load_markdown,
+    ".html": load_html,
+    ".htm": load_html,
+    ".xhtml": load_html,
+    ".jsonl": load_jsonl,
+    ".ndjson": load_jsonl,
+}

