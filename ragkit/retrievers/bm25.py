@@ -102,7 +102,7 @@ class _BM25SEngine:
     def build(cls, docs: list[list[int]], vocab_size: int, k1: float, b: float, show: bool | None) -> _BM25SEngine:
         bm25s = require("bm25s", "retrieval", "the bm25s BM25 engine")
         model = bm25s.BM25(k1=k1, b=b, method="atire", idf_method="lucene")
-        vocab = {i: i for i in range(vocab_size)}
+        vocab = {str(i): i for i in range(vocab_size)}  # string keys: bm25s saves its vocab as JSON
         model.index((docs, vocab), create_empty_token=False, show_progress=bool(show))
         return cls(model)
 

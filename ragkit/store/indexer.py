@@ -241,7 +241,7 @@ def run_index_phase(pipeline: Any, docs: Sequence[Document], rebuild: bool = Fal
                       "source_id": d.metadata.get("source_id"), "source": d.metadata.get("source")}
                      for d in docs]
         with usage.timed("index.store"):
-            store.commit(retriever, documents, pipeline.index_config(), index_hash)
+            pipeline._run("index.store", lambda: store.commit(retriever, documents, pipeline.index_config(), index_hash))
     pipeline.retriever_ = retriever
     report.chunks = len(all_chunks)
     return report

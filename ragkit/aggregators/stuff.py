@@ -1,0 +1,145 @@
+"""``stuff``: put the selected chunks into one prompt, in order, and make one ``generate`` call.
+
+Chunks are taken in the order the selector returned them while the running total of their
+``token_count`` stays within ``max_context_tokens`` (the first chunk is always included); the rest
+are dropped and counted in ``Answer.trace["dropped_chunks"]``. Each passage is numbered and headed
+by its source and heading path, so the model can cite ``[n]``. ``Answer.chunks`` are exactly the
+chunks that went into the prompt, in prompt order.
+
+The prompt comes from a versioned template next to this module (``stuff_prompt_v1.txt``; sections
+``[system]`` and ``[user]``, placeholders ``{context}`` and ``{question}``), or from ``template``
+(a path to a file in the same format). The template name and version go into ``Answer.trace``.
+
+Example:
+    >>> from ragkit.testing.fakes import FakeLLM
+    >>> from ragkit.types import Document, Chunk, Query, ScoredChunk
+    >>> doc = Document.from_text("Rome is in Italy.")
+    >>> agg = StuffAggregator(llm=FakeLLM(mode="fixed", responses=["Italy [1]."]))
+    >>> answer = agg.aggregate(Query.from_text("Where is Rome?"), [ScoredChunk(Chunk.from_span(doc, 0, 17, 5), 1.0)])
+    >>> answer.text, len(answer.chunks)
+    ('Italy [1].', 1)
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field
+
+from ragkit.aggregators.base import Aggregator
+from ragkit.errors import ConfigError
+from ragkit.llm.base import GenerationRequest
+from ragkit.stage import LLMRef
+from ragkit.types import Answer, Chunk, Query, ScoredChunk, Usage
+
+TEMPLATE_NAME = "stuff"
+TEMPLATE_VERSION = 1
+BUILTIN_TEMPLATE = Path(__file__).with_name(f"stuff_prompt_v{TEMPLATE_VERSION}.txt")
+_PLACEHOLDER = re.compile(r"\{(context|question)\}")
+NO_CONTEXT_ANSWER = "I could not find any passage to answer this question from."
+
+
+def parse_template(text: str, origin: str) -> dict[str, str]:
+    """Split a template into its ``[system]`` and ``[user]`` sections (``#`` lines before them are comments)."""
+    sections: dict[str, list[str]] = {}
+    current: str | None = None
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped in ("[system]", "[user]"):
+            current = stripped[1:-1]
+            sections[current] = []
+        elif current is not None:
+            sections[current].append(line)
+        elif stripped and not stripped.startswith("#"):
+            raise ConfigError(f"{origin}: text before the first [system] or [user] section: {stripped[:60]!r}")
+    if "user" not in sections:
+        raise ConfigError(f"{origin}: a prompt template needs a [user] section containing {{context}} and {{question}}")
+    parsed = {name: "\n".join(lines).strip() for name, lines in sections.items()}
+    for placeholder in ("{context}", "{question}"):
+        if placeholder not in parsed["user"]:
+            raise ConfigError(f"{origin}: the [user] section must contain {placeholder}")
+    return parsed
+
+
+def passage_header(chunk: Chunk) -> str:
+    """``source > heading > subheading`` for a passage (empty when nothing is known)."""
+    meta = chunk.metadata
+    source = meta.get("source_id") or meta.get("path") or meta.get("source") or ""
+    headings = [h for h in (meta.get("heading_path") or []) if h]
+    return " > ".join([str(source), *map(str, headings)] if source else list(map(str, headings)))
+
+
+class StuffAggregator(Aggregator):
+    """Selected chunks in prompt order (up to ``max_context_tokens``), then one LLM ``generate``.
+
+    Example:
+        >>> from ragkit.testing.fakes import FakeLLM
+        >>> StuffAggregator(llm=FakeLLM(), max_context_tokens=512).max_context_tokens
+        512
+    """
+
+    def __init__(
+        self,
+        *,
+        llm: LLMRef = "default",
+        max_context_tokens: Annotated[int, Field(gt=0)] = 1536,
+        max_new_tokens: Annotated[int, Field(gt=0)] = 256,
+        temperature: Annotated[float, Field(ge=0)] = 0.0,
+        template: str | None = None,
+    ) -> None:
+        self.llm = llm
+        self.max_context_tokens = max_context_tokens
+        self.max_new_tokens = max_new_tokens
+        self.temperature = temperature
+        self.template = template
+
+    def _load(self) -> None:
+        path = Path(self.template).expanduser() if self.template else BUILTIN_TEMPLATE
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"query.aggregator.template: cannot read {str(path)!r} ({exc}); give a readable "
+                              "template file or leave template unset for the built-in one") from exc
+        self.template_ = parse_template(text, str(path))
+        self.template_id_ = f"{TEMPLATE_NAME}-v{TEMPLATE_VERSION}" if not self.template else f"file:{path.name}"
+
+    def fit_context(self, selected: Sequence[ScoredChunk]) -> list[ScoredChunk]:
+        """The prefix of ``selected`` whose token counts fit ``max_context_tokens`` (at least one)."""
+        kept: list[ScoredChunk] = []
+        used = 0
+        for scored in selected:
+            size = int(scored.chunk.token_count)
+            if kept and used + size > self.max_context_tokens:
+                break
+            kept.append(scored)
+            used += size
+        return kept
+
+    def build_request(self, query: Query, passages: Sequence[ScoredChunk]) -> GenerationRequest:
+        """The chat request for ``query`` with ``passages`` numbered from 1."""
+        self.warm_up()
+        blocks = []
+        for number, scored in enumerate(passages, 1):
+            header = passage_header(scored.chunk)
+            blocks.append(f"[{number}]" + (f" {header}" if header else "") + "\n" + scored.chunk.text.strip())
+        values = {"context": "\n\n".join(blocks), "question": query.text}
+        user = _PLACEHOLDER.sub(lambda m: values[m.group(1)], self.template_["user"])
+        return GenerationRequest.chat(user, system=self.template_.get("system") or None,
+                                      max_tokens=self.max_new_tokens, temperature=self.temperature)
+
+    def aggregate(self, query: Query, selected: Sequence[ScoredChunk]) -> Answer:
+        """Answer ``query`` from ``selected`` with one generation call."""
+        self.warm_up()
+        passages = self.fit_context(selected)
+        trace = {"prompt_template": self.template_id_, "dropped_chunks": len(selected) - len(passages),
+                 "context_tokens": sum(int(s.chunk.token_count) for s in passages)}
+        if not passages:
+            return Answer(text=NO_CONTEXT_ANSWER, chunks=(), trace={**trace, "no_context": True})
+        completion = self.llm.generate([self.build_request(query, passages)])[0]
+        usage = Usage(llm_calls=1, prompt_tokens=completion.prompt_tokens,
+                      completion_tokens=completion.completion_tokens)
+        return Answer(text=completion.text.strip(), chunks=tuple(passages), usage=usage,
+                      trace={**trace, "finish_reason": completion.finish_reason})
