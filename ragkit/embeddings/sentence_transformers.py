@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import sys
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -37,6 +39,7 @@ from ragkit.usage import record_usage
 MINILM_HUB_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 MINILM_NAMES = ("minilm", MINILM_HUB_NAME, "all-MiniLM-L6-v2")
 _DEVICES = ("auto", "cpu", "cuda", "mps")
+_GPU_DEVICE_NODES = ("/dev/nvidiactl", "/dev/nvidia0", "/proc/driver/nvidia/version", "/dev/kfd", "/dev/dxg")
 
 
 class TruncationWarning(UserWarning):
@@ -103,10 +106,17 @@ class SentenceTransformerEmbedder(Embedder):
         return self.model
 
     def resolved_device(self) -> str:
-        """``auto`` → ``cuda`` when torch sees a GPU, else ``cpu`` (memoised)."""
+        """``auto`` → ``cuda`` when torch sees a GPU, else ``cpu`` (memoised).
+
+        On Linux without GPU device nodes this answers ``cpu`` without importing torch, so a run
+        served entirely from the embedding cache never pays torch's import time.
+        """
         cached = self.__dict__.get("_device")
         if cached is None:
-            if self.device == "auto":
+            if self.device == "auto" and sys.platform.startswith("linux") and not any(
+                    os.path.exists(p) for p in _GPU_DEVICE_NODES):
+                cached = "cpu"
+            elif self.device == "auto":
                 torch = require("torch", "embeddings", "sentence-transformers embeddings")
                 cached = "cuda" if torch.cuda.is_available() else "cpu"
             else:

@@ -1,0 +1,154 @@
+"""``ragkit run``, ``ragkit index`` and ``ragkit query``: plain functions with Typer signatures.
+
+``ragkit.cli`` registers them (``app.command("run")(cli_run.run)``). Results go to stdout; logs,
+progress bars and errors to stderr. ``ragkit run`` ends stdout with the ``usage:`` line
+(:meth:`ragkit.types.Usage.summary_line`) and ``output: DIR``. Exit codes: 2 config error,
+3 missing dependency, 1 runtime error.
+
+Example (shell):
+    ragkit run configs/quickstart.yaml --out runs/try1
+    ragkit index configs/quickstart.yaml --rebuild
+    ragkit query configs/quickstart.yaml "How is the index store written?" --k 10 --show-metadata
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from ragkit.errors import ConfigError, RagkitError
+from ragkit.types import Answer, Query, ScoredChunk
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+ConfigArg = Annotated[Path, typer.Argument(help="Pipeline config (YAML).", dir_okay=False)]
+SetOpt = Annotated[list[str] | None, typer.Option("--set", help="Override KEY=VALUE with a dotted key (repeatable).")]
+RebuildOpt = Annotated[bool, typer.Option("--rebuild", help="Ignore and replace the stored index.")]
+NoCacheOpt = Annotated[bool, typer.Option("--no-cache", help="Do not read or write the LLM/embedding/chunk cache.")]
+DataRootOpt = Annotated[Path | None, typer.Option("--data-root", help="Datasets directory (beats $RAGKIT_DATA).")]
+
+
+def boundary(fn: F) -> F:
+    """Report ragkit errors on stderr and exit with their code (2 config, 3 dependency, 1 runtime)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except RagkitError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(exc.exit_code) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _preview(text: str, width: int = 100) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
+def format_chunk(rank: int, scored: ScoredChunk, show_metadata: bool = False) -> list[str]:
+    """Lines describing one cited chunk: rank, source and offsets, score, a text preview."""
+    chunk = scored.chunk
+    meta = chunk.to_dict()["metadata"]
+    source = meta.get("source_id") or meta.get("path") or chunk.doc_id[:12]
+    heading = " > ".join(h for h in meta.get("heading_path") or [] if h)
+    lines = [f"  [{rank}] {source}:{chunk.start}-{chunk.end}  score={scored.score:.4f}"
+             + (f"  ({heading})" if heading else ""),
+             f"      {_preview(chunk.text)}"]
+    if show_metadata:
+        shown = {k: v for k, v in meta.items() if k not in ("headings",)}
+        lines.append("      metadata: " + json.dumps(shown, ensure_ascii=False, default=str))
+    return lines
+
+
+def format_answer(query: Query, answer: Answer, show_metadata: bool = False) -> str:
+    """An answer with its cited chunks, as printed by ``ragkit run`` and ``ragkit query``."""
+    lines = [f"[{query.id}] {query.text}", f"answer: {answer.text}", f"cited chunks ({len(answer.chunks)}):"]
+    for rank, scored in enumerate(answer.chunks, 1):
+        lines.extend(format_chunk(rank, scored, show_metadata))
+    return "\n".join(lines)
+
+
+@boundary
+def run(
+    config: ConfigArg,
+    set_: SetOpt = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Output directory (default: output.dir or runs/<config-stem>/).")] = None,
+    rebuild: RebuildOpt = False,
+    no_cache: NoCacheOpt = False,
+    data_root: DataRootOpt = None,
+    questions: Annotated[Path | None, typer.Option("--questions", help="Questions JSONL ({id, question} per line).")] = None,
+) -> None:
+    """Index the corpus, answer every question, print answers with cited chunks, write answers.jsonl and summary.json."""
+    from ragkit.runner import run_config
+    from ragkit.store.indexer import describe
+
+    def on_index(report: Any) -> None:
+        typer.echo(describe(report), err=True)
+
+    def on_answer(query: Query, answer: Answer) -> None:
+        typer.echo(format_answer(query, answer))
+        typer.echo("")
+
+    result = run_config(config, set_ or [], out=out, rebuild=rebuild, no_cache=no_cache, data_root=data_root,
+                        questions=questions, on_answer=on_answer, on_index=on_index)
+    typer.echo(f"{len(result.answers)} questions answered; answers.jsonl and summary.json written", err=True)
+    typer.echo(result.usage.summary_line())
+    typer.echo(f"output: {result.output_dir}")
+
+
+@boundary
+def index(
+    config: ConfigArg,
+    set_: SetOpt = None,
+    rebuild: RebuildOpt = False,
+    no_cache: NoCacheOpt = False,
+    data_root: DataRootOpt = None,
+) -> None:
+    """Build (or update, or reuse) the persisted index for a config; print what was done."""
+    from ragkit.runner import index_config
+    from ragkit.store.indexer import describe
+
+    pipeline, report = index_config(config, set_ or [], rebuild=rebuild, no_cache=no_cache, data_root=data_root)
+    typer.echo(describe(report))
+    typer.echo(f"index hash: {pipeline.index_hash()}  ({report.seconds:.2f} s)")
+    for slot, usage in sorted(pipeline.stage_usage.items()):
+        typer.echo(f"  {slot:<16} {usage.wall_time_s:8.3f} s  embedding_calls={usage.embedding_calls} "
+                   f"llm_calls={usage.llm_calls}")
+    typer.echo(pipeline.run_usage().summary_line())
+
+
+@boundary
+def query(
+    config: ConfigArg,
+    question: Annotated[str, typer.Argument(help="The question to answer.")],
+    set_: SetOpt = None,
+    k: Annotated[int | None, typer.Option("--k", help="Chunks to retrieve (overrides query.retrieve.k).")] = None,
+    filter: Annotated[str | None, typer.Option("--filter", help='Metadata filter as JSON, e.g. \'{"source_id": "docs/a.md"}\'.')] = None,
+    show_metadata: Annotated[bool, typer.Option("--show-metadata", help="Print each cited chunk's metadata.")] = False,
+    no_cache: NoCacheOpt = False,
+) -> None:
+    """Answer one question from the persisted index (build it first with `ragkit index` or `ragkit run`)."""
+    from ragkit.retrievers.filters import compile_filter
+    from ragkit.runner import build_pipeline
+
+    parsed = None
+    if filter is not None:
+        try:
+            parsed = json.loads(filter)
+        except ValueError as exc:
+            raise ConfigError(f"--filter {filter!r} is not valid JSON ({exc}); e.g. --filter '{{\"year\": {{\"gte\": 2020}}}}'") from exc
+        compile_filter(parsed, "--filter")
+    if k is not None and k <= 0:
+        raise ConfigError(f"--k {k}: must be a positive integer")
+    pipeline = build_pipeline(config, list(set_ or []), no_cache=no_cache)
+    the_query = Query.from_text(question, id="query")
+    answer = pipeline.query(the_query, filter=parsed, k=k)
+    typer.echo(format_answer(the_query, answer, show_metadata))
+    typer.echo(answer.usage.summary_line())
