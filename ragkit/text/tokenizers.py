@@ -130,7 +130,7 @@ class TokenSpans:
     Example:
         >>> spans = get_tokenizer("minilm").spans("Hello tokenization!")
         >>> len(spans), spans.count(0, 5)
-        (5, 1)
+        (4, 1)
     """
 
     starts: np.ndarray
@@ -148,6 +148,15 @@ class TokenSpans:
     def count(self, start: int, end: int) -> int:
         """Tokens starting in ``[start, end)`` (exact when both ends are clean cuts)."""
         return int(self.index(end) - self.index(start))
+
+    def clean_at(self, position: int) -> bool:
+        """Scalar :meth:`clean`."""
+        if not self.exact:
+            return False
+        i = int(np.searchsorted(self.starts, position, side="left"))
+        if i < len(self.starts) and not self.cut_ok[i]:
+            return False
+        return i == 0 or int(self.ends[i - 1]) <= position
 
     def clean(self, positions: Any) -> Any:
         """Whether cutting at each position keeps token counts exact on both sides (vectorised)."""
@@ -239,6 +248,12 @@ class WordPieceTokenizer(Tokenizer):
         self._lock = threading.Lock()
         self._alphabet_instance: _FastAlphabet | None = None
 
+    def clear_cache(self) -> None:
+        """Forget the per-word counts (they are rebuilt on demand; for benchmarks and memory)."""
+        with self._lock:
+            self._word_counts.clear()
+            self._word_offsets.clear()
+
     def _alphabet(self) -> _FastAlphabet:
         if self._alphabet_instance is None:
             self._alphabet_instance = _FastAlphabet(self._tok)
@@ -275,9 +290,9 @@ class WordPieceTokenizer(Tokenizer):
         """Token count of each word, and the relative piece offsets of the multi-piece ones in order."""
         counts = self._word_counts
         with self._lock:
-            missing = set(words).difference(counts)
-            if missing:
-                ordered = sorted(missing)
+            found = list(map(counts.get, words))
+            if None in found:
+                ordered = sorted({w for w, n in zip(words, found) if n is None})
                 encodings = self._tok.encode_batch(ordered, add_special_tokens=False)
                 if len(counts) + len(ordered) > _WORD_CACHE_LIMIT:
                     counts.clear()
@@ -286,7 +301,8 @@ class WordPieceTokenizer(Tokenizer):
                     counts[word] = len(enc)
                     if len(enc) > 1:
                         self._word_offsets[word] = tuple(tuple(o) for o in enc.offsets)
-            n = np.fromiter(map(counts.__getitem__, words), dtype=np.int64, count=len(words))
+                found = list(map(counts.__getitem__, words))
+            n = np.fromiter(found, dtype=np.int64, count=len(found))
             multi: list[tuple[int, int]] = []
             if n.size and n.max() > 1:
                 offsets = self._word_offsets
@@ -345,7 +361,9 @@ class WordPieceTokenizer(Tokenizer):
         if w_starts.size == 0:
             return None
         w_ends = np.flatnonzero((word & ~nxt) | punct).astype(np.int64) + 1
-        words = [text[a:b] for a, b in zip(w_starts.tolist(), w_ends.tolist())]
+        words = self._pretokens(text, regions)
+        if len(words) != len(w_starts):  # cannot happen (same character classes); stay exact regardless
+            words = [text[a:b] for a, b in zip(w_starts.tolist(), w_ends.tolist())]
         n, multi_offsets = self._word_counts_for(words)
         if n.min() == 1 and n.max() == 1:
             return w_starts, w_ends, np.ones(len(words), dtype=bool)
@@ -364,6 +382,21 @@ class WordPieceTokenizer(Tokenizer):
         starts[positions] = base + rel[:, 0]
         ends[positions] = base + rel[:, 1]
         return starts, ends, word_start
+
+    def _pretokens(self, text: str, regions: list[tuple[int, int]]) -> list[str]:
+        """The fast-path pre-tokens of ``text`` outside ``regions``, in order."""
+        findall = self._alphabet().pretoken.findall
+        if not regions:
+            return findall(text)
+        words: list[str] = []
+        cursor = 0
+        for a, b in regions:
+            if a > cursor:
+                words.extend(findall(text, cursor, a))
+            cursor = b
+        if cursor < len(text):
+            words.extend(findall(text, cursor))
+        return words
 
     def _slow_spans(self, text: str, regions: list[tuple[int, int]]) -> TokenSpans:
         """Token spans of ``regions`` of ``text`` from the real tokenizer (word ids mark exact cuts)."""

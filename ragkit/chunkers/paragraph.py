@@ -1,0 +1,61 @@
+"""Pack blank-line-separated paragraphs into chunks of at most ``max_tokens`` tokens."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field
+
+from ragkit.chunkers._split import (
+    BLANK_LINE,
+    CascadePacker,
+    RegexCuts,
+    SentenceCuts,
+    TokenizedChunker,
+    check_params,
+)
+from ragkit.text.sentences import SentenceSplitter
+from ragkit.text.tokenizers import TokenizerName
+from ragkit.types import Chunk, Document
+
+
+class ParagraphChunker(TokenizedChunker):
+    """Greedily pack consecutive paragraphs (blocks separated by blank lines) up to ``target_tokens``.
+
+    ``target_tokens`` defaults to ``max_tokens``. A paragraph longer than ``max_tokens`` is split
+    into packed sentences, then words. ``overlap_tokens`` carries trailing paragraphs (at most that
+    many tokens) into the next chunk.
+
+    Example:
+        >>> from ragkit.types import Document
+        >>> doc = Document.from_text("First paragraph.\\n\\nSecond one.\\n\\nA third, longer paragraph here.")
+        >>> [c.text for c in ParagraphChunker(max_tokens=8).chunk(doc)]
+        ['First paragraph.\\n\\nSecond one.', 'A third, longer paragraph here.']
+    """
+
+    def __init__(
+        self,
+        *,
+        max_tokens: Annotated[int, Field(gt=0)] = 256,
+        target_tokens: Annotated[int, Field(gt=0)] | None = None,
+        overlap_tokens: Annotated[int, Field(ge=0)] = 0,
+        splitter: SentenceSplitter = "nupunkt",
+        tokenizer: TokenizerName = "minilm",
+    ) -> None:
+        self.max_tokens = max_tokens
+        self.target_tokens = target_tokens
+        self.overlap_tokens = overlap_tokens
+        self.splitter = splitter
+        self.tokenizer = tokenizer
+        check_params(self, max_tokens=max_tokens, target_tokens=target_tokens, overlap_tokens=overlap_tokens)
+
+    def _chunk(self, doc: Document) -> list[Chunk]:
+        view = self._view(doc)
+        packer = CascadePacker(
+            view,
+            [RegexCuts(BLANK_LINE, "paragraphs"), SentenceCuts(self.splitter)],
+            max_tokens=self.max_tokens,
+            target_tokens=self.target_tokens,
+            overlap_tokens=self.overlap_tokens,
+        )
+        return self._finalize(doc, view, packer.split())
