@@ -47,8 +47,8 @@ def test_component_conformance(kind: str, name: str) -> None:
     assert normalised_params(kind, name, **strip(rebuilt.get_params())) == params
 
     if kind == "chunker":
-        first = build_with_fakes(kind, name, max_tokens=24).chunk(SAMPLE)
-        second = build_with_fakes(kind, name, max_tokens=24).chunk(SAMPLE)
+        first = build_with_fakes(kind, name, max_tokens=64).chunk(SAMPLE)
+        second = build_with_fakes(kind, name, max_tokens=64).chunk(SAMPLE)
         assert first == second and first, "chunkers must be deterministic and produce chunks"
         for c in first:
             assert SAMPLE.text[c.start:c.end] == c.text

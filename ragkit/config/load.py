@@ -46,11 +46,27 @@ def parse_override(assignment: str) -> tuple[str, Any]:
     return key, value
 
 
+def _default_slot(data: dict[str, Any], key: str) -> None:
+    """Before overriding inside a stage slot the file leaves out, start from that slot's default."""
+    defaults = RagkitConfig().model_dump()
+    for path, _kind in STAGE_SLOTS:
+        section, slot = path.split(".")
+        if key.startswith(path + ".") and slot not in (data.get(section) or {}):
+            default = defaults[section][slot]
+            if default is not None:
+                data.setdefault(section, {})[slot] = copy.deepcopy(default)
+
+
 def apply_overrides(data: dict[str, Any], overrides: Iterable[str | tuple[str, Any]]) -> dict[str, Any]:
-    """Apply ``--set`` overrides to a raw config mapping (returns a new mapping)."""
+    """Apply ``--set`` overrides to a raw config mapping (returns a new mapping).
+
+    Overriding one parameter of a stage the file leaves out (``query.selector.k=3``) starts from
+    that stage's default (``{type: top_k, k: 5}``).
+    """
     data = copy.deepcopy(data) if data else {}
     for item in overrides:
         key, value = parse_override(item) if isinstance(item, str) else item
+        _default_slot(data, key)
         node: Any = data
         parts = key.split(".")
         for i, part in enumerate(parts[:-1]):
