@@ -164,12 +164,15 @@ class TokenCuts(Cuts):
 
 
 class CascadePacker:
-    """Split spans at the first level with cuts and pack pieces greedily; recurse into oversize pieces.
+    """Split a span down the cascade into pieces within the cap, then pack them greedily.
 
-    Consecutive pieces join while their total stays within ``target_tokens`` (default
-    ``max_tokens``); a piece above ``max_tokens`` is split with the next level. With
-    ``overlap_tokens``, a new chunk starts with the trailing pieces of the previous one whose total
-    is at most ``overlap_tokens``.
+    A span above ``max_tokens`` is cut at the first level that has cuts inside it; each resulting
+    piece above the cap is cut with the next level, and so on. The pieces (in document order) are
+    then packed: consecutive pieces join while the chunk stays within ``target_tokens`` (default
+    ``max_tokens``); a piece larger than the target but within the cap stays alone. Packing runs
+    over all pieces, so a short paragraph next to a long one that had to be split shares a chunk with
+    its first (or last) sentences. With ``overlap_tokens``, a new chunk starts with the trailing
+    pieces of the previous one whose total is at most ``overlap_tokens``.
     """
 
     def __init__(
@@ -188,15 +191,26 @@ class CascadePacker:
         self.overlap = overlap_tokens
 
     def split(self, start: int = 0, end: int | None = None) -> list[Span]:
+        """Packed spans covering ``[start, end)`` (untrimmed; :func:`finalize` trims and verifies)."""
         end = len(self.view.text) if end is None else end
-        out: list[Span] = []
-        self._split(start, end, 0, out)
-        return out
+        bounds: list[int] = [start]
+        counts: list[int] = []
+        self._pieces(start, end, 0, bounds, counts)
+        return self.pack(bounds, counts)
 
-    def _split(self, start: int, end: int, level: int, out: list[Span]) -> None:
+    def pieces(self, start: int, end: int) -> tuple[list[int], list[int]]:
+        """The cascade's pieces of ``[start, end)``: boundaries and token counts (each within the cap)."""
+        bounds: list[int] = [start]
+        counts: list[int] = []
+        self._pieces(start, end, 0, bounds, counts)
+        return bounds, counts
+
+    def _pieces(self, start: int, end: int, level: int, bounds: list[int], counts: list[int]) -> None:
         view = self.view
-        if view.count(start, end) <= self.max_tokens:
-            out.append((start, end))
+        total = view.count(start, end)
+        if total <= self.max_tokens:
+            bounds.append(end)
+            counts.append(total)
             return
         cuts = np.zeros(0, dtype=np.int64)
         while level < len(self.levels):
@@ -204,33 +218,33 @@ class CascadePacker:
             if cuts.size:
                 break
             level += 1
-        if not cuts.size:
-            out.append((start, end))  # a single token; finalize reports it if it is above the cap
+        if not cuts.size:  # a single token above the cap; finalize reports it
+            bounds.append(end)
+            counts.append(total)
             return
-        bounds = np.concatenate(([start], cuts, [end]))
-        self.pack(bounds, level, out)
+        sub = np.concatenate(([start], cuts, [end]))
+        sub_counts = np.diff(view.index(sub)).tolist()
+        positions = sub.tolist()
+        for k, count in enumerate(sub_counts):
+            if count > self.max_tokens:
+                self._pieces(positions[k], positions[k + 1], level + 1, bounds, counts)
+            else:
+                bounds.append(positions[k + 1])
+                counts.append(count)
 
-    def pack(self, bounds: np.ndarray, level: int, out: list[Span]) -> None:
-        """Pack the pieces ``[bounds[k], bounds[k+1])`` (oversize ones recurse with ``level + 1``)."""
-        idx = self.view.index(bounds)
-        counts = np.diff(idx).tolist()
-        positions = bounds.tolist()
-        target, cap, overlap = self.target, self.max_tokens, self.overlap
-        first = -1  # first piece of the running group
+    def pack(self, bounds: Sequence[int], counts: Sequence[int]) -> list[Span]:
+        """Greedy packing of pieces ``[bounds[k], bounds[k+1])`` with ``counts[k]`` tokens."""
+        out: list[Span] = []
+        target, overlap = self.target, self.overlap
+        first = -1  # first piece of the running chunk
         total = 0
         for k, count in enumerate(counts):
-            if count > cap:
-                if first >= 0:
-                    out.append((positions[first], positions[k]))
-                    first = -1
-                self._split(positions[k], positions[k + 1], level + 1, out)
-                continue
             if first < 0:
                 first, total = k, count
             elif total + count <= target:
                 total += count
             else:
-                out.append((positions[first], positions[k]))
+                out.append((bounds[first], bounds[k]))
                 new_first, carried = k, 0
                 if overlap:
                     j = k - 1
@@ -240,7 +254,8 @@ class CascadePacker:
                     new_first = j + 1
                 first, total = new_first, carried + count
         if first >= 0:
-            out.append((positions[first], positions[len(counts)]))
+            out.append((bounds[first], bounds[len(counts)]))
+        return out
 
 
 def finalize(doc: Document, view: TokenView, spans: Sequence[Span], max_tokens: int) -> list[Chunk]:

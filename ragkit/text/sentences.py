@@ -27,7 +27,7 @@ from ragkit.errors import ConfigError
 SentenceSplitter = Literal["nupunkt", "nltk", "regex"]
 SPLITTERS: tuple[str, ...] = get_args(SentenceSplitter)
 
-_REGEX_BOUNDARY = re.compile(r"(?<=[.!?…])[\"'”’)\]]*\s+|\n[ \t\r\f\v]*\n\s*")
+_REGEX_BOUNDARY = re.compile(r"[.!?…][\"'”’)\]]*(\s+)|(\n[ \t\r\f\v]*\n\s*)")
 _NLTK: dict[str, Any] = {}
 _NLTK_LOCK = threading.Lock()
 
@@ -75,8 +75,9 @@ def _clean(text: str, raw: Any) -> list[tuple[int, int]]:
 def _regex_spans(text: str) -> list[tuple[int, int]]:
     spans, cursor = [], 0
     for match in _REGEX_BOUNDARY.finditer(text):
-        spans.append((cursor, match.start()))
-        cursor = match.end()
+        group = 1 if match.group(1) is not None else 2
+        spans.append((cursor, match.start(group)))
+        cursor = match.end(group)
     spans.append((cursor, len(text)))
     return spans
 
