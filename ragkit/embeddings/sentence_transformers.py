@@ -155,7 +155,7 @@ class SentenceTransformerEmbedder(Embedder):
         device = self.resolved_device()
         try:
             model = st.SentenceTransformer(source, device=device)
-        except OSError as exc:
+        except (OSError, ValueError) as exc:
             raise BackendError(
                 "sentence_transformers",
                 f"cannot load model {self.model!r} ({exc}). Offline, use model: minilm (packaged) or a local "

@@ -85,6 +85,8 @@ def _comparable(left: Any, right: Any) -> tuple[Any, Any] | None:
     dl, dr = _as_date(left), _as_date(right)
     if dl is not None and dr is not None:
         return _date_key(dl, dr)
+    if (dl is None) != (dr is None):  # a date never compares with a non-date
+        return None
     if _is_number(left) and _is_number(right):
         return left, right
     if isinstance(left, str) and isinstance(right, str):

@@ -1,0 +1,120 @@
+"""The sentence-transformers embedder with the real packaged MiniLM: vectors, order, cache, truncation."""
+
+from __future__ import annotations
+
+import uuid
+import warnings
+
+import numpy as np
+import pytest
+
+from ragkit.cache import default_cache
+from ragkit.embeddings.sentence_transformers import SentenceTransformerEmbedder, TruncationWarning
+from ragkit.errors import BackendError, ConfigError, DocumentError
+from ragkit.usage import usage_scope
+
+
+@pytest.fixture(scope="module")
+def embedder():
+    emb = SentenceTransformerEmbedder(model="minilm", batch_size=4)
+    emb.warm_up()
+    return emb
+
+
+def sibling(embedder: SentenceTransformerEmbedder, **params) -> SentenceTransformerEmbedder:
+    """Another embedder sharing ``embedder``'s loaded model (loading MiniLM again takes seconds)."""
+    other = SentenceTransformerEmbedder(**params)
+    other.__dict__.update(model_=embedder.model_, max_seq_length_=embedder.max_seq_length_, _warmed=True)
+    return other
+
+
+def fresh(text: str) -> str:
+    """A text no earlier test embedded (so the cache misses)."""
+    return f"{text} [{uuid.uuid4().hex[:8]}]"
+
+
+def test_constructor_does_no_io():
+    emb = SentenceTransformerEmbedder()
+    assert not hasattr(emb, "model_") and emb.model == "minilm" and emb.device == "auto"
+
+
+def test_vectors_are_normalised_and_semantic(embedder):
+    vectors = embedder.embed_documents(["A cat sits on the mat.", "A kitten rests on a rug.",
+                                        "Quarterly revenue grew by ten percent."])
+    assert vectors.shape == (3, 384) and vectors.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, rtol=1e-5)
+    assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2] + 0.3
+    assert embedder.get_dimension() == 384
+    assert embedder.resolved_device() == "cpu" and embedder.precision == "fp32"
+
+
+def test_length_sorted_batches_keep_input_order(embedder):
+    texts = [fresh("short"), fresh("a much longer sentence " * 8), fresh("mid length text here"),
+             fresh("x"), fresh("another fairly long sentence with several words " * 3)]
+    batched = embedder.embed_documents(texts)  # batch_size 4: two batches, sorted by token length
+    single = sibling(embedder, cache=False)
+    one_by_one = np.stack([single.embed_documents([t])[0] for t in texts[:2]])
+    np.testing.assert_allclose(batched[:2], one_by_one, atol=1e-5)
+    for i, text in enumerate(texts):
+        np.testing.assert_allclose(batched[i], embedder.embed_query(text), atol=1e-6)
+
+
+def test_cache_serves_repeats_and_counts_only_model_runs(embedder):
+    one = fresh("cache probe one")
+    texts = [one, fresh("cache probe two"), one]
+    with usage_scope() as first:
+        a = embedder.embed_documents(texts)
+    assert (first.embedding_calls, first.embedded_texts) == (1, 2)  # the duplicate is embedded once
+    other = SentenceTransformerEmbedder(model="minilm")  # a new instance: the persistent cache answers
+    with usage_scope() as second:
+        b = other.embed_documents(texts)
+    assert (second.embedding_calls, second.embedded_texts) == (0, 0)
+    assert not hasattr(other, "model_"), "a fully cached call must not load the model"
+    np.testing.assert_array_equal(a, b)
+    with usage_scope() as partial:
+        embedder.embed_documents([texts[0], fresh("cache probe three")])
+    assert (partial.embedding_calls, partial.embedded_texts) == (1, 1)
+    assert default_cache().count(embedder.namespace) >= 3
+
+
+def test_cache_off_always_runs_the_model(embedder):
+    text = fresh("uncached")
+    no_cache = sibling(embedder, cache=False)
+    for _ in range(2):
+        with usage_scope() as u:
+            no_cache.embed_documents([text])
+        assert u.embedding_calls == 1
+    assert default_cache().get(no_cache.namespace, __import__("hashlib").sha256(text.encode()).hexdigest()) is None
+
+
+def test_truncation_warning(embedder):
+    long_text = fresh("word " * 300)
+    with pytest.warns(TruncationWarning, match=r"1 of 2 texts exceed the embedding model's limit of 256 word pieces"):
+        embedder.embed_documents([long_text, fresh("short")])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", TruncationWarning)
+        embedder.embed_documents([long_text])  # cached: the model does not run, nothing to warn about
+        embedder.embed_documents([fresh("fits " * 100)])
+
+
+def test_identity_and_aliases():
+    a = SentenceTransformerEmbedder(model="minilm")
+    b = SentenceTransformerEmbedder(model="sentence-transformers/all-MiniLM-L6-v2")
+    assert a.identity == b.identity and a.namespace == b.namespace
+    assert b.model_source() == a.model_source()  # the hub name maps to the packaged copy
+    assert SentenceTransformerEmbedder(normalize=False).namespace != a.namespace
+
+
+def test_errors(tmp_path):
+    with pytest.raises(ConfigError, match="device: got 'tpu'"):
+        SentenceTransformerEmbedder(device="tpu")
+    with pytest.raises(ConfigError, match="model: got ''"):
+        SentenceTransformerEmbedder(model="")
+    with pytest.raises(DocumentError, match="item 1 is a int"):
+        SentenceTransformerEmbedder().embed_documents(["ok", 3])  # type: ignore[list-item]
+    (tmp_path / "weights.bin").write_bytes(b"x")
+    with pytest.raises(ConfigError, match="is a file; give the model folder"):
+        SentenceTransformerEmbedder(model=str(tmp_path / "weights.bin")).model_source()
+    missing = SentenceTransformerEmbedder(model=str(tmp_path / "no-such-model"), cache=False)
+    with pytest.raises(BackendError, match="cannot load model"):
+        missing.embed_documents(["x"])
