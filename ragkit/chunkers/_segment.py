@@ -11,11 +11,12 @@ are at most ``L`` units long (and, optionally, at most ``max_tokens`` tokens):
 
 Segment scores come as a table ``table[s, ℓ − 1]`` = score of the segment ``[s, s + ℓ)`` (``-inf``
 where the segment is not allowed). The table builders here fill all ``O(n·L)`` entries with numpy,
-one vectorised step per segment length: running window sums of the unit vectors (a prefix-sum
-recurrence, ``S_ℓ[s] = S_{ℓ−1}[s] + x[s + ℓ − 1]``, which never subtracts large prefix totals and so
-keeps full precision) give every segment's summed embedding, its norm and its dot products with the
-intents at once. Only the ``n`` steps of the recurrence itself run in Python, each a numpy operation
-over the ``≤ L`` candidates ending at ``e``.
+one vectorised step per segment length: the band of the Gram matrix (``v_a·v_{a+d}``, ``d < L``, by
+blocked matrix products) gives every segment's squared summed norm by an ``O(n)`` update per length,
+and running window sums of the ``n × M`` unit–intent dot products (``S_ℓ[s] = S_{ℓ−1}[s] +
+x[s + ℓ − 1]``, a prefix-sum recurrence that never subtracts large prefix totals and so keeps full
+precision) give every segment's dot products with the intents. Only the ``n`` steps of the
+recurrence itself run in Python, each a numpy operation over the ``≤ L`` candidates ending at ``e``.
 
 Scores:
     - :func:`idc_table`: Intent-Driven Chunking (METHODS.md §5). ``R(C) = max_q cos(mean(C), q)``
@@ -213,23 +214,24 @@ def optimal_segmentation(
             raise ValueError(f"boundary_costs must have one entry per unit ({n}), got shape {costs.shape}")
         start_cost = start_cost + costs
     start_cost[0] = 0.0
-    by_end = _by_end(table, start_cost)
+    # Columns reversed: for end e the candidates then run by ascending start (longest segment first).
+    by_start = np.ascontiguousarray(_by_end(table, start_cost)[:, ::-1])
 
     f = np.empty(n + 1)
     f[0] = 0.0
     choice = np.zeros(n + 1, dtype=np.int64)
+    neg_inf = -np.inf
     for e in range(1, n + 1):
-        m = min(max_len, e)
-        # candidate ℓ = 1..m: f[e - ℓ] + by_end[e - 1, ℓ - 1]
-        cand = f[e - m : e][::-1] + by_end[e - 1, :m]
+        m = max_len if e >= max_len else e
+        # candidate k: start e - m + k, length m - k
+        cand = f[e - m : e] + by_start[e - 1, max_len - m :]
         best = cand.max()
-        if best == -np.inf:
-            f[e] = -np.inf
+        if best == neg_inf:
+            f[e] = neg_inf
             continue
-        tied = np.flatnonzero(cand >= best - tie_tol * max(1.0, abs(best)))
-        length = int(tied[-1]) + 1
-        f[e] = cand[length - 1]
-        choice[e] = length
+        k = int((cand >= best - tie_tol * max(1.0, abs(best))).argmax())  # first tie = longest segment
+        f[e] = cand[k]
+        choice[e] = m - k
     if f[n] == -np.inf:
         raise ValueError(
             f"no segmentation of {n} units satisfies the constraints (max {max_len} units per segment and "
@@ -274,13 +276,15 @@ def calibrate_boundary_penalty(
     *,
     boundary_costs: Sequence[float] | np.ndarray | None = None,
     iterations: int = 40,
+    tolerance: float = 0.01,
 ) -> tuple[float, Segmentation]:
     """Find ``β`` whose optimal segmentation has a mean segment size closest to ``target_tokens``.
 
     The number of segments of the optimum never increases with ``β`` (exchange argument on
     ``max_S A(S) − β·k(S)``), so a bisection on ``β`` reaches the segment count nearest to
     ``total tokens / target_tokens`` that any ``β`` can give. Each step is one run of the recurrence
-    on the same table (the table is built once).
+    on the same table (the table is built once). The search stops once the segment count is within
+    ``tolerance`` (relative) of the wanted count.
 
     Returns:
         ``(β, segmentation)``.
@@ -295,6 +299,7 @@ def calibrate_boundary_penalty(
     total = float(tokens.sum())
     want = max(1.0, total / max(float(target_tokens), 1e-9))
     finite = np.abs(table[np.isfinite(table)])
+    finite = finite[finite < 1e5]  # leave out min-length penalties (apply_constraints' short_penalty)
     span = 3.0 * (float(finite.max()) if finite.size else 1.0) + 1.0
     if boundary_costs is not None:
         span += 2.0 * float(np.abs(np.asarray(boundary_costs, dtype=np.float64)).max())
@@ -322,7 +327,7 @@ def calibrate_boundary_penalty(
             hi = mid
         else:
             break
-        if abs(len(best_seg) - want) < 0.5:
+        if abs(len(best_seg) - want) <= max(0.5, tolerance * want):
             break
     return best_beta, best_seg
 
@@ -395,6 +400,55 @@ def length_penalty_values(
     raise ValueError(f"length_penalty must be 'paper', 'linear' or 'quadratic', got {length_penalty!r}")
 
 
+def band_gram(x: np.ndarray, width: int, block: int = 64) -> np.ndarray:
+    """``K[a, d] = x_a · x_{a+d}`` for ``d < width`` (0 past the end), by blocked matrix products.
+
+    Each block of ``block`` rows is multiplied with the ``block + width − 1`` rows it can reach, so
+    the work is ``O(n·(block + width)·D)`` in BLAS with ``n / block`` Python steps.
+
+    Example:
+        >>> band_gram(np.array([[1.0, 0.0], [1.0, 1.0], [0.0, 2.0]]), 2).tolist()
+        [[1.0, 1.0], [2.0, 2.0], [4.0, 0.0]]
+    """
+    n = x.shape[0]
+    out = np.zeros((n, width))
+    rows = np.arange(block)[:, None]
+    cols = rows + np.arange(width)[None, :]
+    for a in range(0, n, block):
+        b = min(n, a + block)
+        reach = min(n, b + width - 1)
+        products = x[a:b] @ x[a:reach].T
+        r, c = rows[: b - a], cols[: b - a]
+        inside = c < reach - a
+        out[a:b] = np.where(inside, products[r, np.minimum(c, reach - a - 1)], 0.0)
+    return out
+
+
+def segment_sq_norms(x: np.ndarray, max_len: int) -> np.ndarray:
+    """``N[s, ℓ − 1] = ‖x_s + … + x_{s+ℓ−1}‖²`` for all segments (``-inf`` past the end), in ``O(n·L)``.
+
+    From the band of the Gram matrix (:func:`band_gram`): adding unit ``e`` to a segment adds
+    ``x_e·x_e + 2·Σ_d x_{e−d}·x_e`` over the ``ℓ − 1`` units before it. Only additions of terms,
+    no differences of large prefix totals, so no cancellation.
+
+    Example:
+        >>> segment_sq_norms(np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0]]), 3)[0].tolist()
+        [1.0, 2.0, 5.0]
+    """
+    n = x.shape[0]
+    width = min(max_len, n)
+    gram = band_gram(x, width)
+    out = np.full((n, max_len), -np.inf)
+    sq = gram[:, 0].copy()  # ℓ = 1, by start
+    back = np.zeros(n)  # back[e] = Σ_{d=1}^{ℓ-1} x_{e-d}·x_e for the current ℓ, by end e
+    out[:, 0] = sq
+    for length in range(2, width + 1):
+        back[length - 1 :] += gram[: n - length + 1, length - 1]
+        sq = sq[:-1] + gram[length - 1 :, 0] + 2.0 * back[length - 1 :]
+        out[: n - length + 1, length - 1] = sq
+    return out
+
+
 def idc_table(
     unit_vectors: np.ndarray,
     intent_vectors: np.ndarray,
@@ -409,9 +463,9 @@ def idc_table(
 
     ``score = max_q cos(mean(v_s..v_{s+ℓ−1}), q) − penalty(ℓ) + w_coh·coherence``, where the
     coherence is the mean pairwise cosine of the segment's units (1 for a single unit). The cosine of
-    the mean equals the cosine of the sum, computed as ``(Σ v)·q̂ / ‖Σ v‖`` from running sums of the
-    unit vectors and of their dot products with the unit-normalised intents: ``O(n·L·(D + M))``.
-    A segment whose summed vector is zero has relevance 0.
+    the mean equals the cosine of the sum, ``(Σ v)·q̂ / ‖Σ v‖``: the numerators are running sums of
+    the ``n × M`` matrix ``v·q̂``, the norms come from :func:`segment_sq_norms`, so the whole table
+    costs ``O(n·(L·M + (64 + L)·D))``. A segment whose summed vector is zero has relevance 0.
 
     Example:
         >>> t = idc_table(np.eye(2), np.eye(2), max_len=2, length_weight=0.0)
@@ -429,27 +483,28 @@ def idc_table(
         raise ValueError(f"max_len must be >= 1, got {max_len}")
     n = units.shape[0]
     dots = units @ _unit_rows(intents).T  # (n, M): v_a · q̂
-    unit_hat = _unit_rows(units) if coherence_weight else None
+    sq_norms = segment_sq_norms(units, max_len)
+    coherence_sq = None
+    if coherence_weight:
+        hat = _unit_rows(units)
+        coherence_sq = sq_norms if np.allclose(hat, units, atol=1e-12) else segment_sq_norms(hat, max_len)
     table = np.full((n, max_len), -np.inf)
-    dot_sums = window_sums(dots, max_len)
-    hat_sums = window_sums(unit_hat, max_len) if unit_hat is not None else None
-    for length, vec_sum in window_sums(units, max_len):
-        _, dot_sum = next(dot_sums)
-        norms = np.sqrt(np.einsum("ij,ij->i", vec_sum, vec_sum))
-        cos = np.divide(dot_sum, norms[:, None], out=np.zeros_like(dot_sum), where=norms[:, None] > 0)
+    for length, dot_sum in window_sums(dots, max_len):
+        count = n - length + 1
+        norms = np.sqrt(np.maximum(sq_norms[:count, length - 1], 0.0))[:, None]
+        cos = np.divide(dot_sum, norms, out=np.zeros_like(dot_sum), where=norms > 1e-12)
         score = cos.max(axis=1)
         score -= length_penalty_values(
             np.array([length]), length_weight=length_weight, length_penalty=length_penalty,
             max_len=max_len, target_len=target_len,
         )[0]
-        if hat_sums is not None:
-            _, hat_sum = next(hat_sums)
+        if coherence_sq is not None:
             if length == 1:
-                coherence = np.ones(hat_sum.shape[0])
+                coherence = np.ones(count)
             else:
-                coherence = (np.einsum("ij,ij->i", hat_sum, hat_sum) - length) / (length * (length - 1))
+                coherence = (coherence_sq[:count, length - 1] - length) / (length * (length - 1))
             score += coherence_weight * coherence
-        table[: n - length + 1, length - 1] = score
+        table[:count, length - 1] = score
     return table
 
 
@@ -473,7 +528,8 @@ def cluster_table(unit_vectors: np.ndarray, max_len: int, *, offset: float | Non
     """Within-segment similarity scores ``Σ_{a≠b ∈ C} (cos(v_a, v_b) − μ)`` for all segments.
 
     With unit-normalised ``v̂``: ``Σ_{a≠b} v̂_a·v̂_b = ‖Σ v̂‖² − Σ‖v̂‖²``, so each entry is
-    ``‖Σ v̂‖² − z − μ·ℓ(ℓ − 1)`` (``z`` = number of non-zero rows), exact and ``O(n·L·D)``.
+    ``‖Σ v̂‖² − z − μ·ℓ(ℓ − 1)`` (``z`` = number of non-zero rows), exact, with the squared norms
+    from :func:`segment_sq_norms` (``O(n·(64 + L)·D)`` for the Gram band, then ``O(n·L)``).
     ``μ = offset`` or, if ``None``, the document's mean pairwise cosine (:func:`mean_pairwise_similarity`).
     A single-unit segment scores 0.
 
@@ -487,12 +543,11 @@ def cluster_table(unit_vectors: np.ndarray, max_len: int, *, offset: float | Non
         raise ValueError(f"max_len must be >= 1, got {max_len}")
     mu = mean_pairwise_similarity(units) if offset is None else float(offset)
     hat = _unit_rows(units)
-    nonzero = (np.linalg.norm(hat, axis=1) > 0).astype(np.float64)[:, None]
+    nonzero = (np.linalg.norm(hat, axis=1) > 0).astype(np.float64)
     n = hat.shape[0]
+    sq_norms = segment_sq_norms(hat, max_len)
     table = np.full((n, max_len), -np.inf)
-    count_sums = window_sums(nonzero, max_len)
-    for length, vec_sum in window_sums(hat, max_len):
-        _, count = next(count_sums)
-        pair_sum = np.einsum("ij,ij->i", vec_sum, vec_sum) - count[:, 0]
-        table[: n - length + 1, length - 1] = pair_sum - mu * length * (length - 1)
+    for length, count in window_sums(nonzero[:, None], max_len):
+        rows = n - length + 1
+        table[:rows, length - 1] = sq_norms[:rows, length - 1] - count[:, 0] - mu * length * (length - 1)
     return table
