@@ -193,22 +193,23 @@ class CascadePacker:
     def split(self, start: int = 0, end: int | None = None) -> list[Span]:
         """Packed spans covering ``[start, end)`` (untrimmed; :func:`finalize` trims and verifies)."""
         end = len(self.view.text) if end is None else end
-        bounds: list[int] = [start]
-        counts: list[int] = []
-        self._pieces(start, end, 0, bounds, counts)
+        bounds, counts = self.pieces(start, end)
         return self.pack(bounds, counts)
 
     def pieces(self, start: int, end: int) -> tuple[list[int], list[int]]:
-        """The cascade's pieces of ``[start, end)``: boundaries and token counts (each within the cap)."""
+        """The cascade's pieces of ``[start, end)``: boundaries and token counts (each within the cap).
+
+        The span itself is split when it exceeds the target; a piece below it only when it exceeds the cap.
+        """
         bounds: list[int] = [start]
         counts: list[int] = []
-        self._pieces(start, end, 0, bounds, counts)
+        self._pieces(start, end, 0, bounds, counts, self.target)
         return bounds, counts
 
-    def _pieces(self, start: int, end: int, level: int, bounds: list[int], counts: list[int]) -> None:
+    def _pieces(self, start: int, end: int, level: int, bounds: list[int], counts: list[int], limit: int) -> None:
         view = self.view
         total = view.count(start, end)
-        if total <= self.max_tokens:
+        if total <= limit:
             bounds.append(end)
             counts.append(total)
             return
@@ -227,7 +228,7 @@ class CascadePacker:
         positions = sub.tolist()
         for k, count in enumerate(sub_counts):
             if count > self.max_tokens:
-                self._pieces(positions[k], positions[k + 1], level + 1, bounds, counts)
+                self._pieces(positions[k], positions[k + 1], level + 1, bounds, counts, self.max_tokens)
             else:
                 bounds.append(positions[k + 1])
                 counts.append(count)
