@@ -23,8 +23,10 @@ import numpy as np
 
 from ragkit.embeddings.base import Embedder
 from ragkit.llm.base import (
+    ALL_CAPABILITIES,
     GENERATE,
     NEXT_TOKEN_PROBS,
+    STRUCTURED_OUTPUT,
     TOKEN_LOGPROBS,
     Completion,
     GenerationRequest,
@@ -118,44 +120,79 @@ def example_from_schema(schema: Mapping[str, Any], rng: np.random.Generator, def
 
 
 class FakeLLM(LLMBackend):
-    """A deterministic LLM with every capability.
+    """A deterministic LLM with every capability (or the subset named in ``supported``).
 
     Modes for ``generate``:
         - ``hash``: text (or a schema-valid JSON instance) derived from sha256 of the request;
         - ``fixed``: cycles through ``responses``;
+        - ``scripted``: returns ``responses`` in order, one per request, and raises when they run out;
         - ``echo``: returns the last user message (or the prompt);
         - ``function``: calls ``function(request) -> str`` (Python API only).
 
     ``token_logprobs`` gives each token a hash-seeded log-probability in [-8, -0.05] that depends on
-    the token and its predecessor; ``next_token_probs`` gives hash-seeded probabilities per prompt.
-    ``calls`` counts backend calls (for cache tests).
+    the token and its predecessor; ``next_token_probs`` gives hash-seeded probabilities per prompt,
+    or the rows of ``next_token_script`` in order (cycled) when given. ``calls`` counts backend
+    calls and ``seen`` keeps every generation request (for cache and prompt tests).
+
+    Example:
+        >>> llm = FakeLLM(mode="scripted", responses=["not json", '{"a": 1}'])
+        >>> [c.text for c in llm.generate([GenerationRequest(prompt="x"), GenerationRequest(prompt="y")])]
+        ['not json', '{"a": 1}']
+        >>> FakeLLM(next_token_script=[[0.2, 0.7]]).next_token_probs(["p", "q"], ["1", "2"]).tolist()
+        [[0.2, 0.7], [0.2, 0.7]]
+        >>> FakeLLM(supported=["generate"]).supports("token_logprobs")
+        False
     """
 
-    capabilities: ClassVar[frozenset[str]] = frozenset({GENERATE, TOKEN_LOGPROBS, NEXT_TOKEN_PROBS})
+    capabilities: ClassVar[frozenset[str]] = frozenset({GENERATE, TOKEN_LOGPROBS, NEXT_TOKEN_PROBS, STRUCTURED_OUTPUT})
 
     def __init__(
         self,
         *,
-        mode: Literal["hash", "fixed", "echo", "function"] = "hash",
+        mode: Literal["hash", "fixed", "scripted", "echo", "function"] = "hash",
         responses: Sequence[str] = (),
         function: Callable[[GenerationRequest], str] | None = None,
         model: str = "fake",
+        next_token_script: Sequence[Sequence[float]] = (),
+        supported: Sequence[str] | None = None,
+        price_per_1k: dict[str, float] | None = None,
     ) -> None:
         self.mode = mode
         self.responses = tuple(responses)
         self.function = function
         self.model = model
+        self.next_token_script = tuple(tuple(float(v) for v in row) for row in next_token_script)
+        self.supported = supported
+        self.price_per_1k = price_per_1k
+        self.capabilities = type(self).capabilities_for({"supported": supported})  # type: ignore[misc]
         self.calls = 0
+        self.seen: list[GenerationRequest] = []
         self._cursor = 0
+        self._script_cursor = 0
+
+    @classmethod
+    def capabilities_for(cls, params: Mapping[str, Any]) -> frozenset[str]:
+        supported = params.get("supported")
+        if supported is None:
+            return frozenset(cls.capabilities)
+        unknown = set(supported) - set(ALL_CAPABILITIES)
+        if unknown:
+            raise ValueError(f"FakeLLM(supported=...): unknown capabilities {sorted(unknown)}; "
+                             f"known: {', '.join(ALL_CAPABILITIES)}")
+        return frozenset(supported)
 
     @property
     def identity(self) -> dict[str, Any]:
-        return {"type": "fake", "mode": self.mode, "responses": list(self.responses), "model": self.model}
+        return {"type": "fake", "mode": self.mode, "responses": list(self.responses), "model": self.model,
+                "next_token_script": [list(r) for r in self.next_token_script]}
 
     def _text_for(self, request: GenerationRequest) -> str:
-        if self.mode == "fixed":
+        if self.mode in ("fixed", "scripted"):
             if not self.responses:
-                raise ValueError("FakeLLM(mode='fixed') needs responses=[...]")
+                raise ValueError(f"FakeLLM(mode={self.mode!r}) needs responses=[...]")
+            if self.mode == "scripted" and self._cursor >= len(self.responses):
+                raise ValueError(f"FakeLLM(mode='scripted') ran out of responses after {len(self.responses)} "
+                                 "requests; add more responses or use mode='fixed' to cycle")
             text = self.responses[self._cursor % len(self.responses)]
             self._cursor += 1
             return text
@@ -175,17 +212,20 @@ class FakeLLM(LLMBackend):
         return " ".join(words[int(i)] for i in rng.integers(len(words), size=max(n, 1)))
 
     def generate(self, requests: Sequence[GenerationRequest]) -> list[Completion]:
+        self.require(GENERATE)
         out = []
         for request in requests:
             self.calls += 1
+            self.seen.append(request)
             text = self._text_for(request)
             prompt_tokens = len(fake_tokenize(request.prompt_text()))
             completion_tokens = len(fake_tokenize(text))
-            record_usage(llm_calls=1, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens)
+            self._record(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens)
             out.append(Completion(text=text, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens))
         return out
 
     def token_logprobs(self, segments: Sequence[str], max_context: int | None = None) -> list[np.ndarray]:
+        self.require(TOKEN_LOGPROBS)
         self.calls += 1
         out, previous, first = [], "<s>", True
         total = 0
@@ -200,15 +240,24 @@ class FakeLLM(LLMBackend):
                 previous = token
             total += len(values)
             out.append(np.asarray(values, dtype=np.float64))
-        record_usage(llm_calls=1, prompt_tokens=total)
+        self._record(prompt_tokens=total)
         return out
 
     def next_token_probs(self, prompts: Sequence[str | GenerationRequest], candidates: Sequence[str]) -> np.ndarray:
+        self.require(NEXT_TOKEN_PROBS)
         self.calls += 1
         rows = []
         for prompt in prompts:
+            if self.next_token_script:
+                row = self.next_token_script[self._script_cursor % len(self.next_token_script)]
+                self._script_cursor += 1
+                if len(row) != len(candidates):
+                    raise ValueError(f"FakeLLM next_token_script row {list(row)} has {len(row)} values for "
+                                     f"{len(candidates)} candidates")
+                rows.append(np.asarray(row, dtype=np.float64))
+                continue
             key = prompt.to_dict() if isinstance(prompt, GenerationRequest) else prompt
             raw = seeded_rng("fake-ntp", key, list(candidates)).random(len(candidates)) + 1e-3
             rows.append(raw / raw.sum() * 0.9)
-        record_usage(llm_calls=len(rows))
+        self._record(calls=len(rows))
         return np.asarray(rows, dtype=np.float64).reshape(len(rows), len(candidates))

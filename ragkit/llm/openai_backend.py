@@ -1,0 +1,422 @@
+"""OpenAI and any OpenAI-compatible server (vLLM, llama.cpp's server, Ollama) through the official client.
+
+- ``base_url`` selects the server (``None`` = api.openai.com); the key is read from the environment
+  variable named by ``api_key_env`` (the key itself never appears in configs or cache keys; local
+  servers that need no key get a placeholder).
+- Every call has a ``timeout`` and is retried up to ``max_retries`` times with exponential backoff on
+  429, 5xx, timeouts and refused connections; then :class:`~ragkit.errors.BackendTimeoutError` (timeouts)
+  or :class:`~ragkit.errors.BackendError` says what failed, where, and how to fix it.
+- Batches run on at most ``concurrency`` threads.
+- ``generate``: chat (``messages``) or completions (``prompt``); a request's JSON schema becomes
+  ``response_format`` (``json_mode: json_schema`` or ``json_object``; ``off`` leaves it to the prompt).
+- ``next_token_probs`` (``output_logprobs: true``): one-token request with ``top_logprobs``; a candidate
+  absent from the server's top list gets probability 0 (a lower bound).
+- ``token_logprobs`` (``prompt_logprobs: true``, for servers whose completions endpoint honours
+  ``echo=True`` with ``logprobs``, such as llama.cpp's and vLLM's; OpenAI's hosted chat models do
+  not): the server tokenises the concatenated text; each token is assigned to the segment where it
+  starts; long texts are re-scored in windows cut at token boundaries (see ``token_logprobs``).
+
+Example:
+    >>> llm = OpenAILLM(base_url="http://127.0.0.1:8765/v1", model="smollm2", prompt_logprobs=True)  # doctest: +SKIP
+    >>> llm.complete("Say hi.", max_tokens=8).text                                                   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import random
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Annotated, Any, ClassVar, Literal, TypeVar
+
+import numpy as np
+from pydantic import Field
+
+from ragkit._lazy import require
+from ragkit.errors import BackendError, BackendTimeoutError, CapabilityError
+from ragkit.llm.base import (
+    GENERATE,
+    NEXT_TOKEN_PROBS,
+    STRUCTURED_OUTPUT,
+    TOKEN_LOGPROBS,
+    Completion,
+    GenerationRequest,
+    LLMBackend,
+    plan_windows,
+)
+from ragkit.usage import active_scopes
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+NO_KEY = "sk-no-key-required"
+
+
+class OpenAIConnection:
+    """Client construction and the bounded retry loop shared by the LLM and the embedder.
+
+    Example:
+        >>> conn = OpenAIConnection("openai", base_url="http://127.0.0.1:9/v1", api_key_env=None,
+        ...                         timeout=1.0, max_retries=0)
+        >>> conn.base_label
+        'http://127.0.0.1:9/v1'
+    """
+
+    def __init__(self, backend: str, *, base_url: str | None, api_key_env: str | None, timeout: float,
+                 max_retries: int, backoff_s: float = 0.5, backoff_max_s: float = 8.0) -> None:
+        self.backend = backend
+        self.base_url = base_url
+        self.api_key_env = api_key_env
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self.backoff_s = backoff_s
+        self.backoff_max_s = backoff_max_s
+        self._client: Any = None
+        self._lock = threading.Lock()
+
+    @property
+    def base_label(self) -> str:
+        return self.base_url or "https://api.openai.com/v1"
+
+    def api_key(self) -> str:
+        key = os.environ.get(self.api_key_env) if self.api_key_env else None
+        if key:
+            return key
+        if self.base_url is None:
+            raise BackendError(self.backend, f"environment variable {self.api_key_env or '(none)'} is not set, and "
+                                             "api.openai.com needs a key: export it, or set api_key_env to the "
+                                             "variable that holds your key")
+        return NO_KEY
+
+    @property
+    def client(self) -> Any:
+        with self._lock:
+            if self._client is None:
+                openai = require("openai", "openai", f"the {self.backend} backend")
+                self._client = openai.OpenAI(base_url=self.base_url, api_key=self.api_key(), timeout=self.timeout,
+                                             max_retries=0)
+            return self._client
+
+    def call(self, fn: Callable[[Any], T], what: str) -> T:
+        """Run ``fn(client)`` with bounded retries and exponential backoff; raise ragkit errors."""
+        import openai
+
+        attempt = 0
+        while True:
+            try:
+                return fn(self.client)
+            except openai.APITimeoutError as exc:
+                problem, cls, retry_after = exc, BackendTimeoutError, None
+            except openai.APIConnectionError as exc:
+                problem, cls, retry_after = exc, BackendError, None
+            except openai.APIStatusError as exc:
+                status = exc.status_code
+                if status != 429 and status < 500 and status != 408:
+                    raise BackendError(
+                        self.backend,
+                        f"{what} at {self.base_label} was rejected with HTTP {status}: {_message(exc)}. Check the "
+                        "model name, the request settings and the API key (environment variable "
+                        f"{self.api_key_env!r})",
+                    ) from exc
+                problem, cls = exc, BackendError
+                retry_after = _retry_after(exc)
+            if attempt >= self.max_retries:
+                raise self._final_error(cls, problem, what, attempt + 1) from problem
+            delay = min(self.backoff_max_s, self.backoff_s * (2 ** attempt)) * (0.75 + 0.5 * random.random())
+            if retry_after is not None:
+                delay = min(self.backoff_max_s, max(delay, retry_after))
+            log.warning("%s at %s failed (%s); retry %d/%d in %.1f s", what, self.base_label,
+                        type(problem).__name__, attempt + 1, self.max_retries, delay)
+            time.sleep(delay)
+            attempt += 1
+
+    def _final_error(self, cls: type[BackendError], problem: Exception, what: str, attempts: int) -> BackendError:
+        import openai
+
+        tries = f"{attempts} attempt{'s' if attempts != 1 else ''}"
+        if cls is BackendTimeoutError:
+            return BackendTimeoutError(self.backend, f"{what} at {self.base_label} timed out after {self.timeout} s "
+                                                     f"({tries}). Raise `timeout` in the backend config, lower "
+                                                     "max_tokens, or check the server's load", retriable=True)
+        if isinstance(problem, openai.APIConnectionError):
+            return BackendError(self.backend, f"cannot reach the server at {self.base_label} for {what} after "
+                                              f"{tries} ({_message(problem)}). Is it running and is base_url right? "
+                                              "For a local llama.cpp server: python -m llama_cpp.server --model "
+                                              "MODEL.gguf --port 8765, then base_url: http://127.0.0.1:8765/v1",
+                                retriable=True)
+        status = getattr(problem, "status_code", "?")
+        return BackendError(self.backend, f"{what} at {self.base_label} kept failing with HTTP {status} after "
+                                          f"{tries}: {_message(problem)}. The server is overloaded or rate-limiting; "
+                                          "lower `concurrency` or raise `max_retries`", retriable=True)
+
+
+def _message(exc: Exception) -> str:
+    body = getattr(exc, "body", None)
+    if isinstance(body, Mapping):
+        inner = body.get("error", body)
+        if isinstance(inner, Mapping) and inner.get("message"):
+            return str(inner["message"])[:300]
+        if isinstance(inner, str):
+            return inner[:300]
+    return (str(exc) or type(exc).__name__)[:300]
+
+
+def _retry_after(exc: Exception) -> float | None:
+    response = getattr(exc, "response", None)
+    value = response.headers.get("retry-after") if response is not None else None
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def run_concurrently(items: Sequence[Any], fn: Callable[[Any], T], concurrency: int, desc: str,
+                     show_progress: bool | None) -> list[T]:
+    """``[fn(x) for x in items]`` on at most ``concurrency`` threads, in order, with a progress bar."""
+    if len(items) <= 1 or concurrency <= 1:
+        return [fn(x) for x in items]
+    from tqdm.auto import tqdm
+
+    show = show_progress if show_progress is not None else log.isEnabledFor(logging.INFO)
+    with ThreadPoolExecutor(max_workers=min(concurrency, len(items))) as pool:
+        futures = [pool.submit(fn, x) for x in items]
+        with tqdm(total=len(futures), desc=desc, disable=not show, leave=False) as bar:
+            for future in futures:
+                future.add_done_callback(lambda _f: bar.update(1))
+            return [f.result() for f in futures]
+
+
+class OpenAILLM(LLMBackend):
+    """OpenAI or any OpenAI-compatible server via the official ``openai`` client.
+
+    Example:
+        >>> llm = OpenAILLM(base_url="http://127.0.0.1:8765/v1", model="smollm2", api_key_env=None)
+        >>> sorted(OpenAILLM.capabilities_for({"prompt_logprobs": True}))
+        ['generate', 'next_token_probs', 'structured_output', 'token_logprobs']
+        >>> llm.complete("Say hi.").text                                 # doctest: +SKIP
+    """
+
+    capabilities: ClassVar[frozenset[str]] = frozenset({GENERATE, NEXT_TOKEN_PROBS, STRUCTURED_OUTPUT})
+
+    def __init__(
+        self,
+        *,
+        model: str = "gpt-4o-mini",
+        base_url: str | None = None,
+        api_key_env: str | None = "OPENAI_API_KEY",
+        timeout: Annotated[float, Field(gt=0)] = 60.0,
+        max_retries: Annotated[int, Field(ge=0, le=10)] = 3,
+        backoff_s: Annotated[float, Field(ge=0)] = 0.5,
+        concurrency: Annotated[int, Field(gt=0, le=64)] = 4,
+        json_mode: Literal["json_schema", "json_object", "off"] = "json_schema",
+        output_logprobs: bool = True,
+        prompt_logprobs: bool = False,
+        top_logprobs: Annotated[int, Field(ge=1, le=20)] = 20,
+        max_context: Annotated[int, Field(gt=0)] = 2048,
+        window_stride: Annotated[float, Field(gt=0, le=1)] = 0.5,
+        price_per_1k: dict[str, float] | None = None,
+        show_progress: bool | None = None,
+    ) -> None:
+        self.model = model
+        self.base_url = base_url
+        self.api_key_env = api_key_env
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self.backoff_s = backoff_s
+        self.concurrency = concurrency
+        self.json_mode = json_mode
+        self.output_logprobs = output_logprobs
+        self.prompt_logprobs = prompt_logprobs
+        self.top_logprobs = top_logprobs
+        self.max_context = max_context
+        self.window_stride = window_stride
+        self.price_per_1k = price_per_1k
+        self.show_progress = show_progress
+        self.capabilities = type(self).capabilities_for(  # type: ignore[misc]
+            {"output_logprobs": output_logprobs, "prompt_logprobs": prompt_logprobs, "json_mode": json_mode})
+
+    @classmethod
+    def capabilities_for(cls, params: Mapping[str, Any]) -> frozenset[str]:
+        caps = {GENERATE}
+        if params.get("output_logprobs", True):
+            caps.add(NEXT_TOKEN_PROBS)
+        if params.get("prompt_logprobs", False):
+            caps.add(TOKEN_LOGPROBS)
+        if params.get("json_mode", "json_schema") != "off":
+            caps.add(STRUCTURED_OUTPUT)
+        return frozenset(caps)
+
+    @property
+    def identity(self) -> dict[str, Any]:
+        return {"type": "openai", "base_url": self.base_url, "model": self.model, "json_mode": self.json_mode,
+                "top_logprobs": self.top_logprobs, "max_context": self.max_context,
+                "window_stride": self.window_stride}
+
+    def _load(self) -> None:
+        self.connection_ = OpenAIConnection("openai", base_url=self.base_url, api_key_env=self.api_key_env,
+                                            timeout=self.timeout, max_retries=self.max_retries,
+                                            backoff_s=self.backoff_s)
+        self.connection_.api_key()  # fail early when the key is required and missing
+
+    # ----------------------------------------------------------------- generate
+    def _response_format(self, schema: Mapping[str, Any] | None) -> dict[str, Any] | None:
+        if schema is None or self.json_mode == "off":
+            return None
+        if self.json_mode == "json_object":
+            return {"type": "json_object"}
+        return {"type": "json_schema", "json_schema": {"name": "output", "schema": dict(schema), "strict": False}}
+
+    def _generate_one(self, request: GenerationRequest, scopes: tuple[Any, ...]) -> Completion:
+        start = time.perf_counter()
+        common: dict[str, Any] = {"model": self.model, "max_tokens": request.max_tokens,
+                                  "temperature": request.temperature}
+        if request.seed is not None:
+            common["seed"] = request.seed
+        if request.stop:
+            common["stop"] = list(request.stop)
+        if request.messages is not None:
+            response_format = self._response_format(request.json_schema)
+            if response_format:
+                common["response_format"] = response_format
+            response = self.connection_.call(
+                lambda c: c.chat.completions.create(messages=[dict(m) for m in request.messages], **common),
+                "chat completion")
+            choice = response.choices[0]
+            text = choice.message.content or ""
+        else:
+            response = self.connection_.call(lambda c: c.completions.create(prompt=request.prompt, **common),
+                                             "completion")
+            choice = response.choices[0]
+            text = choice.text or ""
+        usage = getattr(response, "usage", None)
+        prompt_tokens = int(getattr(usage, "prompt_tokens", 0) or 0)
+        completion_tokens = int(getattr(usage, "completion_tokens", 0) or 0)
+        self._record(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, scopes=scopes)
+        return Completion(text=text, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
+                          finish_reason=choice.finish_reason or "stop",
+                          extra={"latency_s": round(time.perf_counter() - start, 4)})
+
+    def generate(self, requests: Sequence[GenerationRequest]) -> list[Completion]:
+        self.warm_up()
+        scopes = active_scopes()
+        return run_concurrently(list(requests), lambda r: self._generate_one(r, scopes), self.concurrency,
+                                "openai generate", self.show_progress)
+
+    # ----------------------------------------------------------------- next-token probabilities
+    def _next_one(self, prompt: str | GenerationRequest, candidates: Sequence[str],
+                  scopes: tuple[Any, ...]) -> np.ndarray:
+        if isinstance(prompt, GenerationRequest) and prompt.messages is not None:
+            response = self.connection_.call(
+                lambda c: c.chat.completions.create(model=self.model, messages=[dict(m) for m in prompt.messages],
+                                                    max_tokens=1, temperature=0.0, logprobs=True,
+                                                    top_logprobs=self.top_logprobs),
+                "chat completion with logprobs")
+            content = getattr(response.choices[0].logprobs, "content", None) if response.choices[0].logprobs else None
+            if not content:
+                raise CapabilityError(f"the server at {self.connection_.base_label} returned no logprobs for a chat "
+                                      f"completion (model {self.model!r}); set output_logprobs: false for this backend "
+                                      "and use one that returns them (transformers, llama_cpp)")
+            top = {item.token: item.logprob for item in (content[0].top_logprobs or [])}
+            top.setdefault(content[0].token, content[0].logprob)
+        else:
+            text = prompt.prompt if isinstance(prompt, GenerationRequest) else prompt
+            response = self.connection_.call(
+                lambda c: c.completions.create(model=self.model, prompt=text, max_tokens=1, temperature=0.0,
+                                               logprobs=self.top_logprobs),
+                "completion with logprobs")
+            logprobs = response.choices[0].logprobs
+            if logprobs is None or not logprobs.top_logprobs:
+                raise CapabilityError(f"the server at {self.connection_.base_label} returned no logprobs for a "
+                                      f"completion (model {self.model!r}); set output_logprobs: false")
+            top = dict(logprobs.top_logprobs[0] or {})
+        usage = getattr(response, "usage", None)
+        self._record(prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
+                     completion_tokens=int(getattr(usage, "completion_tokens", 0) or 0), scopes=scopes)
+        return np.asarray([math.exp(top[c]) if c in top else 0.0 for c in candidates], dtype=np.float64)
+
+    def next_token_probs(self, prompts: Sequence[str | GenerationRequest], candidates: Sequence[str]) -> np.ndarray:
+        """Probabilities of ``candidates`` from the server's ``top_logprobs`` (absent ones get 0)."""
+        self.require(NEXT_TOKEN_PROBS)
+        self.warm_up()
+        scopes = active_scopes()
+        rows = run_concurrently(list(prompts), lambda p: self._next_one(p, candidates, scopes), self.concurrency,
+                                "openai next-token", self.show_progress)
+        return np.asarray(rows, dtype=np.float64).reshape(len(prompts), len(candidates))
+
+    # ----------------------------------------------------------------- prompt logprobs
+    def _echo(self, text: str, scopes: tuple[Any, ...]) -> tuple[list[int], list[float | None]]:
+        """Token start offsets and log-probabilities of ``text`` as the server tokenises it."""
+        response = self.connection_.call(
+            lambda c: c.completions.create(model=self.model, prompt=text, max_tokens=1, temperature=0.0, echo=True,
+                                           logprobs=1),
+            "completion with echo=True")
+        logprobs = response.choices[0].logprobs
+        if logprobs is None or logprobs.token_logprobs is None or logprobs.text_offset is None:
+            raise CapabilityError(f"the server at {self.connection_.base_label} returned no prompt logprobs for "
+                                  f"echo=True (model {self.model!r}); it cannot score prompts: set prompt_logprobs: "
+                                  "false and use the transformers or llama_cpp backend for perplexity")
+        offsets, values = [], []
+        for offset, value in zip(logprobs.text_offset, logprobs.token_logprobs):
+            if offset >= len(text):  # the generated token, not part of the prompt
+                break
+            offsets.append(int(offset))
+            values.append(value)
+        usage = getattr(response, "usage", None)
+        self._record(prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or len(offsets)), scopes=scopes)
+        return offsets, values
+
+    def token_logprobs(self, segments: Sequence[str], max_context: int | None = None) -> list[np.ndarray]:
+        """Per-segment prompt log-probabilities via completions ``echo=True``.
+
+        The server tokenises the concatenation (segment boundaries inside a token go to the segment
+        where the token starts). When it is longer than ``max_context + 1`` tokens, windows from
+        ``base.plan_windows`` are re-scored as text cut at token starts, so each kept token sees at
+        most ``max_context`` tokens (re-tokenising a cut can shift a token at the window edge).
+        """
+        self.require(TOKEN_LOGPROBS)
+        self.warm_up()
+        scopes = active_scopes()
+        text = "".join(segments)
+        if not text:
+            return [np.zeros(0) for _ in segments]
+        context = max(1, min(self.max_context if max_context is None else int(max_context), self.max_context))
+        offsets, values = self._echo(text, scopes)
+        n = len(offsets)
+        scored: list[float] = [float("nan")] * n
+        windows = plan_windows(n, context, self.window_stride)
+        if len(windows) <= 1:
+            scored = [float("nan") if v is None else float(v) for v in values]
+        else:
+            bounds = offsets + [len(text)]
+
+            def score(window: Any) -> list[tuple[int, float]]:
+                lo_char, hi_char = bounds[window.start], bounds[window.end]
+                local_offsets, local_values = self._echo(text[lo_char:hi_char], scopes)
+                keep_char = bounds[window.score_from]
+                found = []
+                for off, val in zip(local_offsets, local_values):
+                    absolute = lo_char + off
+                    if absolute >= keep_char and val is not None:
+                        found.append((absolute, float(val)))
+                return found
+
+            index = {off: i for i, off in enumerate(offsets)}
+            first = [float("nan") if v is None else float(v) for v in values[: windows[0].end]]
+            scored[: windows[0].end] = first
+            for found in run_concurrently(windows[1:], score, self.concurrency, "openai windows", self.show_progress):
+                for absolute, val in found:
+                    if absolute in index:
+                        scored[index[absolute]] = val
+        if scored:
+            scored[0] = float("nan")
+        starts = np.cumsum([0] + [len(s) for s in segments])
+        per_segment: list[list[float]] = [[] for _ in segments]
+        seg = 0
+        for off, val in zip(offsets, scored):
+            while seg + 1 < len(segments) and off >= starts[seg + 1]:
+                seg += 1
+            per_segment[seg].append(val)
+        return [np.asarray(v, dtype=np.float64) for v in per_segment]
