@@ -107,7 +107,8 @@ class Pipeline:
         for name, value in inject.items():
             if name in params or name in collaborator_params(cls):
                 params[name] = value
-        return cls(**params)
+        instance = cls(**params)
+        return _wrap_llm(instance) if kind == "llm" else instance  # cache, usage, structured-output retries
 
     def _stage(self, slot: str) -> Any:
         if slot not in self._stages:
@@ -266,6 +267,12 @@ class Pipeline:
         for usage in self.stage_usage.values():
             total = total + usage
         return total
+
+
+def _wrap_llm(backend: Any) -> Any:
+    from ragkit.llm.cached import wrap_llm
+
+    return wrap_llm(backend)
 
 
 def _as_query(query: Query | str) -> Query:

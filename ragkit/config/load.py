@@ -159,7 +159,8 @@ class _Checker:
                 backend_cls = self.registry.get("llm", backend_spec["type"])
             except Exception:  # reported where the backend itself is validated
                 continue
-            have = set(getattr(backend_cls, "capabilities", ()))
+            declared = getattr(backend_cls, "capabilities_for", None)  # settings-dependent capabilities
+            have = set(declared(backend_spec) if callable(declared) else getattr(backend_cls, "capabilities", ()))
             for capability in capabilities:
                 if capability not in have:
                     self.add(f"{path}.{param}", f"{type_name} needs capability {capability!r}, but backend "
