@@ -43,6 +43,9 @@ VIEW_FILE = "view.json"
 #: ``tfidf_concat``) get one line here.
 VIEWS: dict[str, str | type] = {
     "content": "ragkit.retrievers.views:ContentView",
+    "prefix_fusion": "ragkit.retrievers.metadata_views:PrefixFusionView",
+    "tfidf_weighted": "ragkit.retrievers.metadata_views:TfidfWeightedView",
+    "tfidf_concat": "ragkit.retrievers.metadata_views:TfidfConcatView",
 }
 
 
