@@ -146,8 +146,9 @@ def generate_validated(
 
     Returns one ``(value, error)`` per request, in order: ``value`` is ``parse``'s result (``error``
     ``None``) or ``None`` with the last error. A :class:`StructuredOutputError` from the backend (or
-    its caching wrapper) counts as an invalid answer for that request only: a failed group is re-run
-    one request at a time so its valid answers are kept. Other backend errors propagate.
+    its caching wrapper, which retries invalid JSON itself) is final for that request only; answers
+    that come back but fail ``parse`` are re-asked through ``retry`` up to ``max_retries`` times.
+    Other backend errors propagate.
     """
     results: list[tuple[Any, str | None]] = [(None, "not generated")] * len(requests)
     pending = list(range(len(requests)))
@@ -166,9 +167,8 @@ def generate_validated(
             group = pending[start: start + batch_size]
             answers = _generate_group(llm, [current[i] for i in group], report)
             for i, answer in zip(group, answers):
-                if isinstance(answer, str):
+                if isinstance(answer, str):  # the backend's own structured-output retries are spent: final
                     results[i], previous[i] = (None, answer), None
-                    still.append(i)
                     continue
                 previous[i] = answer
                 try:
@@ -183,28 +183,42 @@ def generate_validated(
 
 
 def _generate_group(llm: Any, requests: list[GenerationRequest], report: EnrichmentReport) -> list[Completion | str]:
-    """Completions for ``requests`` (a string in place of a request whose structured output failed)."""
+    """Completions for ``requests``; a string (the error) in place of a request whose structured output
+    failed in the backend or its caching wrapper (which has already retried it with the error).
+
+    Uses the wrapper's ``generate_outcomes`` when there is one (failures come back in place), else
+    ``generate``; a failed group is then re-run one request at a time so its valid answers are kept.
+    """
     report.requests += len(requests)
-    try:
-        completions: list[Completion | str] = list(llm.generate(requests))
-    except StructuredOutputError as exc:
-        if len(requests) == 1:
-            completions = [f"structured output failed: {exc}"]
-        else:
-            completions = []
-            for request in requests:
-                try:
-                    completions.extend(llm.generate([request]))
-                except StructuredOutputError as one:
-                    completions.append(f"structured output failed: {one}")
+    outcomes_fn = getattr(type(llm), "generate_outcomes", None)
+    completions: list[Any]
+    if outcomes_fn is not None:
+        completions = list(llm.generate_outcomes(requests))
+    else:
+        try:
+            completions = list(llm.generate(requests))
+        except StructuredOutputError as exc:
+            if len(requests) == 1:
+                completions = [exc]
+            else:
+                completions = []
+                for request in requests:
+                    try:
+                        completions.extend(llm.generate([request]))
+                    except StructuredOutputError as one:
+                        completions.append(one)
     if len(completions) != len(requests):
         raise RuntimeError(f"backend returned {len(completions)} completions for {len(requests)} requests")
+    out: list[Completion | str] = []
     for c in completions:
-        if isinstance(c, Completion):
-            report.cached += int(c.cached)
-            report.prompt_tokens += c.prompt_tokens
-            report.completion_tokens += c.completion_tokens
-    return completions
+        if isinstance(c, StructuredOutputError):
+            out.append(f"structured output failed: {c}")
+            continue
+        report.cached += int(c.cached)
+        report.prompt_tokens += c.prompt_tokens
+        report.completion_tokens += c.completion_tokens
+        out.append(c)
+    return out
 
 
 def docs_for(chunks: Sequence[Chunk], docs: Mapping[str, Document] | Sequence[Document] | None) -> dict[str, Document]:

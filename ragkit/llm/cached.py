@@ -146,12 +146,22 @@ class CachedLLM(LLMBackend):
 
     # ----------------------------------------------------------------- generate
     def generate(self, requests: Sequence[GenerationRequest]) -> list[Completion]:
+        outcomes = self.generate_outcomes(requests)
+        failure = next((o for o in outcomes if isinstance(o, StructuredOutputError)), None)
+        if failure is not None:
+            raise failure
+        return outcomes  # type: ignore[return-value]
+
+    def generate_outcomes(self, requests: Sequence[GenerationRequest]) -> list[Completion | StructuredOutputError]:
+        """Like :meth:`generate`, but a request whose structured output stays invalid gets its
+        :class:`StructuredOutputError` in place instead of failing the whole batch (the valid
+        completions are cached and returned)."""
         requests = list(requests)
         store = self._cache()
         keys = [self._key("generate", r.to_dict()) for r in requests]
         cacheable = [_deterministic(r) for r in requests]
         found = self._hits(store, [k for k, ok in zip(keys, cacheable) if ok])
-        results: list[Completion | None] = [None] * len(requests)
+        results: list[Completion | StructuredOutputError | None] = [None] * len(requests)
         for i, key in enumerate(keys):
             if cacheable[i] and key in found:
                 results[i] = Completion.from_dict(json.loads(found[key]), cached=True)
@@ -159,10 +169,9 @@ class CachedLLM(LLMBackend):
         if missing:
             fresh = self._generate_validated([requests[i] for i in missing])
             to_store: dict[str, bytes] = {}
-            failure: StructuredOutputError | None = None
             for i, outcome in zip(missing, fresh):
                 if isinstance(outcome, StructuredOutputError):
-                    failure = failure or outcome
+                    results[i] = outcome
                     continue
                 if not cacheable[i]:
                     outcome = Completion(outcome.text, outcome.prompt_tokens, outcome.completion_tokens,
@@ -172,8 +181,6 @@ class CachedLLM(LLMBackend):
                 results[i] = outcome
             if to_store and store.writable:
                 store.put_many(NAMESPACE, to_store)
-            if failure is not None:
-                raise failure
         return [r for r in results if r is not None]
 
     def _generate_validated(self, requests: list[GenerationRequest]) -> list[Completion | StructuredOutputError]:

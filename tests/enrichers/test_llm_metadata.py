@@ -210,3 +210,37 @@ def test_registered_and_buildable_from_config():
     assert isinstance(enricher, LLMMetadataEnricher) and enricher.output_tokens == 96
     params = normalised_params("enricher", "llm_metadata", profile="compact")
     assert params["profile"] == "compact" and params["batch_size"] == 32 and params["max_retries"] == 1
+
+
+def test_through_the_caching_wrapper_second_run_makes_no_backend_call(tmp_path):
+    from ragkit.cache import CacheStore
+    from ragkit.llm.cached import CachedLLM
+
+    chunks, docs = make_chunks(5)
+    inner = FakeLLM(mode="function", function=answer_for)
+    llm = CachedLLM(inner=inner, store=CacheStore(tmp_path / "c.sqlite"))
+    first = LLMMetadataEnricher(llm=llm, profile="compact").enrich(chunks, docs)
+    calls = inner.calls
+    with usage_scope() as usage:
+        enricher = LLMMetadataEnricher(llm=llm, profile="compact")
+        second = enricher.enrich(chunks, docs)
+    assert inner.calls == calls == 5 and usage.cached_calls == 5 and usage.llm_calls == 0
+    assert [c.metadata for c in second] == [c.metadata for c in first] and enricher.last_report_.cached == 5
+
+
+def test_wrapper_failures_stay_per_chunk_and_are_not_regenerated(tmp_path):
+    from ragkit.cache import CacheStore
+    from ragkit.llm.cached import CachedLLM
+
+    def bad_for_step_2(request):
+        return '{"oops": 1}' if "Step 2:" in request.messages[1]["content"] else json.dumps(GOOD)
+
+    chunks, docs = make_chunks(4)
+    inner = FakeLLM(mode="function", function=bad_for_step_2)
+    llm = CachedLLM(inner=inner, store=CacheStore(tmp_path / "c.sqlite"), structured_retries=2)
+    with pytest.warns(MetadataWarning, match=r"1 of 4"):
+        out, report = LLMMetadataEnricher(llm=llm, profile="compact", max_retries=1).enrich_with_report(chunks, docs)
+    assert inner.calls == 4 + 2  # one batch of 4, then the wrapper's two retries of the bad one; nothing else
+    assert report.invalid_ids == [chunks[2].id] and report.retried == 0
+    assert "does not satisfy the requested JSON schema after 3 attempt(s)" in report.errors[chunks[2].id]
+    assert out[2].metadata["llm"] == {} and out[0].metadata["llm"] == GOOD
