@@ -177,8 +177,12 @@ class EvalDataset:
         return EvalDataset(self.name, list(docs), list(questions), meta)
 
     def fingerprint(self) -> str:
-        """Hash of the documents and questions (names result files and index stores)."""
-        return sha256_hex(self.name, sorted(d.id for d in self.documents), [q.to_dict() for q in self.questions])[:16]
+        """Hash of the documents and questions (keys result files)."""
+        return sha256_hex(self.name, self.documents_fingerprint(), [q.to_dict() for q in self.questions])[:16]
+
+    def documents_fingerprint(self) -> str:
+        """Hash of the documents only (names index stores: a new question set reuses the index)."""
+        return sha256_hex(sorted(d.id for d in self.documents))[:16]
 
     def summary(self) -> dict[str, Any]:
         """Counts for reports: documents, characters, questions, gold spans, exclusions."""
@@ -260,29 +264,20 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def _with_meta(doc: Document, **meta: Any) -> Document:
-    return replace(doc, metadata={**doc.metadata, **meta})
-
-
 def document_from_file(path: Path, source_id: str, **meta: Any) -> Document:
-    """A corpus file as ragkit's loaders build it (so document ids match), plus evaluation metadata.
+    """A corpus file loaded by ``ragkit.loaders`` (same text, id and headings), with stable evaluation metadata.
 
-    The text is the file read as UTF-8, so ``id = sha256(text)`` is what ``ragkit.loaders`` gives
-    for the same file; ``source_id`` and ``meta`` are added to the metadata (ids do not depend on it).
+    The machine-specific ``path`` is dropped and ``source_id`` replaced by the dataset's own name for
+    the file, so chunk caches keyed by document fingerprints hold across data roots and machines.
     """
-    text = path.read_text(encoding="utf-8")
-    doc: Document | None = None
-    try:
-        from ragkit.loaders import load_corpus
+    from ragkit.loaders import load_corpus
 
-        loaded = load_corpus([path])
-        if len(loaded) == 1 and loaded[0].text == text:
-            doc = loaded[0]
-    except (ImportError, AttributeError, TypeError):  # loaders not available: build the same record directly
-        doc = None
-    if doc is None:
-        doc = Document.from_text(text, metadata={"path": str(path)})
-    return _with_meta(doc, source_id=source_id, **meta)
+    loaded = load_corpus([path])
+    if len(loaded) != 1:
+        raise DatasetError(f"corpus file {str(path)!r} is empty or unreadable; the dataset looks damaged")
+    doc = loaded[0]
+    kept = {k: v for k, v in doc.metadata.items() if k not in ("path", "source_id")}
+    return replace(doc, metadata={**kept, "source_id": source_id, **meta})
 
 
 # ---------------------------------------------------------------------------------------------- chroma

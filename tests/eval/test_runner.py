@@ -1,0 +1,148 @@
+"""``ragkit eval`` end to end on reduced experiments: tables, files, resumability, errors."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from ragkit.errors import ConfigError
+from ragkit.eval.runner import load_experiment, parse_grid, run_experiment
+
+SHARED_DATASETS = Path(os.environ.get("RAGKIT_DATA") or Path(__file__).resolve().parents[3] / "shared" / "datasets")
+FAKE = {"backends": {"embeddings": {"default": {"type": "fake", "dimension": 64}}},
+        "index": {"retriever": {"type": "dense"}}}
+
+
+def _experiment(**extra: object) -> dict:
+    exp = {"name": "tiny", "dataset": {"name": "chroma_chunking_eval", "subset": ["chatlogs"]}, "base": FAKE,
+           "protocols": ["chroma", "budget", "evidence"],
+           "variants": [{"name": "token", "set": {"index.chunker": {"type": "token", "max_tokens": 200}}},
+                        {"name": "sentence", "set": ["index.chunker={type: sentence, max_tokens: 120}"]}]}
+    exp.update(extra)
+    return exp
+
+
+def test_run_writes_results_and_prints_protocol_lines(tmp_path: Path) -> None:
+    lines: list[str] = []
+    result = run_experiment(_experiment(), out=tmp_path / "out", data_root=SHARED_DATASETS, limit=4, echo=lines.append)
+    text = "\n".join(lines)
+    for protocol in ("chroma", "budget", "evidence"):
+        assert f"protocol: {protocol}\ndataset: chroma_chunking_eval\n| variant" in text
+    assert "tokens mean ± std" in text and "recall %" in text and "IoU %" in text
+    data = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert [r["variant"] for r in data["records"]] == ["token", "sentence"]
+    token = data["records"][0]
+    assert token["cost"]["chunks"] > 0 and token["cost"]["mean_tokens"] <= 200
+    assert token["match"]["ok"] is True  # token windows of 200 are at the default 200 ± 10 % target
+    assert data["records"][1]["match"]["ok"] is False  # 120-token sentences are flagged
+    chroma = token["protocols"]["chroma"]
+    assert chroma["scored"] == 4 and 0 <= chroma["overall"]["iou"]["mean"] <= 1
+    assert set(chroma["per_corpus"]) == {"chatlogs"}
+    assert token["protocols"]["budget"]["overall"]["selected_tokens"]["mean"] <= 1000
+    assert "all@10" in token["protocols"]["evidence"]["overall"]
+    md = (tmp_path / "out" / "results.md").read_text()
+    assert md.count("protocol: ") == 3 and "⚠" in md
+    assert sorted(p.name for p in (tmp_path / "out").glob("*.png")) == [
+        "chroma_chunking_eval-budget.png", "chroma_chunking_eval-chroma.png", "chroma_chunking_eval-evidence.png"]
+    assert len(list((tmp_path / "out" / "variants").glob("*.json"))) == 2
+    assert result.tables
+
+
+def test_rerun_resumes_from_variant_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    run_experiment(_experiment(), out=tmp_path, data_root=SHARED_DATASETS, limit=2, echo=None, plots=False)
+    import ragkit.eval.runner as runner
+
+    def boom(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a finished variant was indexed again")
+
+    monkeypatch.setattr(runner, "_index_variant", boom)
+    again = run_experiment(_experiment(), out=tmp_path, data_root=SHARED_DATASETS, limit=2, echo=None, plots=False)
+    assert [r["variant"] for r in again.records] == ["token", "sentence"]
+    # a different question set is a different result key: it runs (and would index) again
+    with pytest.raises(AssertionError, match="indexed again"):
+        run_experiment(_experiment(), out=tmp_path, data_root=SHARED_DATASETS, limit=3, echo=None, plots=False)
+
+
+def test_index_reuse_and_cost_of_first_build(tmp_path: Path) -> None:
+    first = run_experiment(_experiment(), out=tmp_path / "a", data_root=SHARED_DATASETS, limit=2, echo=None,
+                           plots=False)
+    second = run_experiment(_experiment(), out=tmp_path / "b", data_root=SHARED_DATASETS, limit=3, echo=None,
+                            plots=False)
+    for a, b in zip(first.records, second.records):
+        assert b["cost"]["reused"] is True
+        assert b["cost"]["index_seconds"] == a["cost"]["index_seconds"]
+        assert b["cost"]["chunks"] == a["cost"]["chunks"]
+
+
+def test_partitions_for_unpooled_dataset_and_answer_protocol(tmp_path: Path) -> None:
+    exp = {"dataset": {"name": "hipporag_multihop"}, "base": FAKE, "match": False,
+           "protocols": {"evidence": {"k": [2, 5]}, "answer": {}},
+           "variants": [{"name": "rec", "set": {"index.chunker": {"type": "recursive", "max_tokens": 254},
+                                                "query.aggregator": {"type": "stuff", "llm": "default"}}}]}
+    lines: list[str] = []
+    result = run_experiment(exp, out=tmp_path, data_root=SHARED_DATASETS, limit=3, echo=lines.append, plots=False)
+    assert {r["partition"] for r in result.records} == {"hotpotqa", "musique"}
+    text = "\n".join(lines)
+    assert "dataset: hipporag_multihop/hotpotqa" in text and "dataset: hipporag_multihop/musique" in text
+    assert "protocol: answer" in text
+    rec = result.records[0]
+    assert rec["protocols"]["answer"]["overall"]["llm_calls"]["mean"] == 1.0
+    assert 0 <= rec["protocols"]["evidence"]["overall"]["all@5"]["mean"] <= 1
+
+
+def test_experiment_errors() -> None:
+    with pytest.raises(ConfigError, match="unknown protocol 'chorma'"):
+        load_experiment(_experiment(protocols=["chorma"]))
+    with pytest.raises(ConfigError, match=r"unknown keys \['varients'\]"):
+        load_experiment({**_experiment(), "varients": []})
+    with pytest.raises(ConfigError, match="chroma's k = 5 is fixed"):
+        load_experiment(_experiment(protocols={"chroma": {"k": 10}}))
+    bad = _experiment(variants=[{"name": "typo", "set": {"index.chunker": {"type": "sentense"}}}])
+    with pytest.raises(ConfigError, match="(?s)variant 'typo'.*index.chunker.type.*Did you mean 'sentence'"):
+        load_experiment(bad)
+    with pytest.raises(ConfigError, match="names must be unique"):
+        load_experiment(_experiment(variants=[{"name": "a"}, {"name": "a"}]))
+    with pytest.raises(ConfigError, match="--grid"):
+        parse_grid(["index.chunker.max_tokens"])
+
+
+def test_grid_expansion_and_set() -> None:
+    exp = load_experiment(_experiment(), grid=["index.chunker.max_tokens=64,128"], overrides=["cache.mode=read_only"])
+    assert [v.name for v in exp.variants] == ["token@max_tokens=64", "token@max_tokens=128",
+                                              "sentence@max_tokens=64", "sentence@max_tokens=128"]
+    cfg = exp.variant_config(exp.variants[3])
+    assert cfg["index"]["chunker"] == {"type": "sentence", "max_tokens": 128} and cfg["cache"]["mode"] == "read_only"
+
+
+def test_pipeline_config_is_accepted_as_a_one_variant_experiment(tmp_path: Path) -> None:
+    path = tmp_path / "pipe.yaml"
+    path.write_text(yaml.safe_dump({**FAKE, "corpus": {"dataset": "chroma_chunking_eval", "subset": ["chatlogs"]}}))
+    exp = load_experiment(path)
+    assert [v.name for v in exp.variants] == ["pipe"] and exp.datasets[0]["subset"] == ["chatlogs"]
+
+
+@pytest.mark.slow
+def test_cli_eval_with_real_minilm_and_a_peer(tmp_path: Path) -> None:
+    """The reduced acceptance run: real MiniLM embedder, a ragkit chunker and a peer, both protocols."""
+    from ragkit.cli import app
+
+    exp = {"name": "reduced", "dataset": {"name": "chroma_chunking_eval", "subset": ["chatlogs"]},
+           "base": {"index": {"retriever": {"type": "dense"}}}, "protocols": ["chroma", "budget"],
+           "variants": [{"name": "recursive", "set": {"index.chunker": {"type": "recursive", "max_tokens": 254,
+                                                                        "target_tokens": 235}}},
+                        {"name": "langchain", "set": {"index.chunker": {"type": "langchain_recursive",
+                                                                        "max_tokens": 254}}}]}
+    path = tmp_path / "exp.yaml"
+    path.write_text(yaml.safe_dump(exp, sort_keys=False))
+    result = CliRunner().invoke(app, ["eval", str(path), "--out", str(tmp_path / "out"), "--limit", "5",
+                                      "--data-root", str(SHARED_DATASETS)])
+    assert result.exit_code == 0, result.output
+    assert "protocol: chroma" in result.output and "protocol: budget" in result.output
+    assert "langchain_recursive" in result.output and result.output.rstrip().endswith(f"output: {tmp_path / 'out'}")
+    bad = CliRunner().invoke(app, ["eval", str(path), "--data-root", str(tmp_path / "nowhere")])
+    assert bad.exit_code == 1 and "does not exist" in bad.output
