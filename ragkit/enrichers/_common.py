@@ -100,6 +100,7 @@ class EnrichmentReport:
     retried: int = 0
     requests: int = 0
     cached: int = 0
+    precomputed: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
     seconds: float = 0.0
@@ -116,7 +117,7 @@ class EnrichmentReport:
     def to_dict(self) -> dict[str, Any]:
         return {"stage": self.stage, "chunks": self.chunks, "valid": self.valid, "valid_rate": round(self.valid_rate, 4),
                 "invalid_ids": list(self.invalid_ids), "errors": dict(self.errors), "retried": self.retried,
-                "requests": self.requests, "cached": self.cached, "prompt_tokens": self.prompt_tokens,
+                "requests": self.requests, "cached": self.cached, "precomputed": self.precomputed, "prompt_tokens": self.prompt_tokens,
                 "completion_tokens": self.completion_tokens, "seconds": round(self.seconds, 3)}
 
     def warning_text(self) -> str:

@@ -40,9 +40,11 @@ Example:
 
 from __future__ import annotations
 
+import json
 import time
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, BaseModel, Field
@@ -59,10 +61,11 @@ from ragkit.enrichers._common import (
 )
 from ragkit.enrichers.base import Enricher
 from ragkit.enrichers.schema import FieldDict, MetadataSchema, check_field_list
+from ragkit.errors import ConfigError
 from ragkit.llm.base import Completion, GenerationRequest
 from ragkit.llm.prompts import PromptTemplate
 from ragkit.stage import LLMRef
-from ragkit.types import Chunk, Document
+from ragkit.types import Chunk, Document, sha256_hex
 
 #: The metadata prompt. Bump the version whenever the wording changes (it is part of the cache key).
 METADATA_PROMPT = PromptTemplate(
@@ -100,6 +103,9 @@ class LLMMetadataEnricher(Enricher):
         batch_size: requests handed to the backend per ``generate`` call (its unit of batching or
             concurrency; the progress bar advances per group).
         temperature: sampling temperature (0 = greedy, reproducible and cacheable).
+        precomputed: a metadata artifact (JSONL written by :func:`write_metadata_artifact`): chunks whose
+            prompt key is in it take the stored metadata without an LLM call (re-scoring without
+            regenerating); the others are generated.
         show_progress: tqdm bar on stderr (``None``: when ragkit logs at INFO).
 
     Example:
@@ -127,6 +133,7 @@ class LLMMetadataEnricher(Enricher):
         max_retries: Annotated[int, Field(ge=0, le=5)] = 1,
         batch_size: Annotated[int, Field(gt=0)] = 32,
         temperature: Annotated[float, Field(ge=0)] = 0.0,
+        precomputed: str | None = None,
         show_progress: bool | None = None,
     ) -> None:
         self.llm = llm
@@ -140,6 +147,7 @@ class LLMMetadataEnricher(Enricher):
         self.max_retries = max_retries
         self.batch_size = batch_size
         self.temperature = temperature
+        self.precomputed = precomputed
         self.show_progress = show_progress
         self.schema_ = MetadataSchema.resolve(profile, fields, model)
         self.last_report_: EnrichmentReport | None = None
@@ -178,6 +186,22 @@ class LLMMetadataEnricher(Enricher):
             **({"response_model": self.schema_.model} if self.schema_.model is not None else {}),
         )
 
+    def prompt_key(self, chunk: Chunk, doc: Document | None) -> str:
+        """What determines this chunk's request apart from the model: template, schema, context, text."""
+        request = self.request_for(chunk, doc)
+        return sha256_hex(request.template_version, self.schema_.fingerprint(), request.messages, request.max_tokens,
+                          request.temperature)[:32]
+
+    def _precomputed(self) -> dict[str, dict[str, Any]]:
+        if self.precomputed is None:
+            return {}
+        cached = self.__dict__.get("_precomputed_rows")
+        if cached is None:
+            _, rows = read_metadata_artifact(self.precomputed)
+            cached = {row["key"]: row for row in rows}
+            self.__dict__["_precomputed_rows"] = cached
+        return cached
+
     def _retry(self, request: GenerationRequest, previous: Completion | None, error: str) -> GenerationRequest:
         messages = list(request.messages or ())
         base = messages[: _first_user(messages) + 1]
@@ -211,18 +235,28 @@ class LLMMetadataEnricher(Enricher):
             return [], report
         if hasattr(self.llm, "warm_up"):
             self.llm.warm_up()
+        stored = self._precomputed()
+        known: dict[int, tuple[Any, str | None]] = {}
+        if stored:
+            for i, chunk in enumerate(chunks):
+                row = stored.get(self.prompt_key(chunk, by_id.get(chunk.doc_id)))
+                if row is not None:
+                    known[i] = (row["metadata"], None) if row.get("valid") else \
+                        (None, f"invalid when the artifact was generated: {row.get('error') or ''}".rstrip(": "))
+            report.precomputed = len(known)
         # longest prompts first: similar lengths share device batches, the bar's rate settles early
-        order = sorted(range(len(chunks)), key=lambda i: -len(chunks[i].text))
+        order = sorted((i for i in range(len(chunks)) if i not in known), key=lambda i: -len(chunks[i].text))
         requests = [self.request_for(chunks[i], by_id.get(chunks[i].doc_id)) for i in order]
-        bar = progress(len(chunks), "llm metadata", self.show_progress)
+        bar = progress(len(order), "llm metadata", self.show_progress)
         try:
             answers = generate_validated(self.llm, requests, self._parse, retry=self._retry,
                                          max_retries=self.max_retries, batch_size=self.batch_size,
-                                         report=report, bar=bar)
+                                         report=report, bar=bar) if requests else []
         finally:
             bar.close()
         out: list[Chunk] = list(chunks)
-        for position, (value, error) in zip(order, answers):
+        pairs = [*zip(order, answers), *known.items()]
+        for position, (value, error) in pairs:
             chunk = chunks[position]
             if error is None:
                 report.valid += 1
@@ -245,3 +279,83 @@ def _first_user(messages: Sequence[Mapping[str, str]]) -> int:
         if m.get("role") == "user":
             return i
     return len(messages) - 1
+
+
+# ---------------------------------------------------------------------------------------------------
+# metadata artifacts: generated metadata saved once, re-used to re-score without the LLM
+
+ARTIFACT_FORMAT = 1
+
+
+def artifact_rows(enricher: LLMMetadataEnricher, chunks: Iterable[Chunk],
+                  docs: Mapping[str, Document]) -> list[dict[str, Any]]:
+    """One artifact row per enriched chunk: prompt key, where the chunk is, validity and the metadata.
+
+    Example:
+        >>> from ragkit.testing import FakeLLM
+        >>> doc = Document.from_text("Cats purr.", {"source_id": "cats.md"})
+        >>> e = LLMMetadataEnricher(llm=FakeLLM(), profile="compact")
+        >>> rows = artifact_rows(e, e.enrich([Chunk.from_span(doc, 0, 10, 3)], {doc.id: doc}), {doc.id: doc})
+        >>> rows[0]["doc"], rows[0]["valid"], sorted(rows[0]["metadata"])[:2]
+        ('cats.md', True, ['content_type', 'entities'])
+    """
+    report = enricher.last_report_
+    errors = report.errors if report is not None else {}
+    rows = []
+    for chunk in chunks:
+        doc = docs.get(chunk.doc_id)
+        metadata = chunk.metadata.get(enricher.key)
+        valid = bool(metadata) and chunk.id not in errors
+        rows.append({"key": enricher.prompt_key(chunk, doc), "chunk_id": chunk.id,
+                     "doc": (doc.metadata.get("source_id") if doc is not None else None) or chunk.doc_id,
+                     "start": chunk.start, "end": chunk.end, "valid": valid,
+                     "metadata": dict(metadata) if valid and isinstance(metadata, Mapping) else {},
+                     **({} if valid else {"error": errors.get(chunk.id, "no metadata")})})
+    return rows
+
+
+def write_metadata_artifact(path: str | Path, rows: Iterable[Mapping[str, Any]], header: Mapping[str, Any]) -> int:
+    """Write a JSONL artifact: a ``{"_meta": header}`` line, then one row per unique prompt key (sorted).
+
+    ``header`` should say how the rows were produced (command, model and its hash, schema, template).
+    Returns the number of rows written.
+    """
+    unique: dict[str, Mapping[str, Any]] = {}
+    for row in rows:
+        unique.setdefault(str(row["key"]), row)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as handle:
+        handle.write(json.dumps({"_meta": {"format": ARTIFACT_FORMAT, **header}}, ensure_ascii=False) + "\n")
+        for key in sorted(unique):
+            handle.write(json.dumps(unique[key], ensure_ascii=False, sort_keys=True) + "\n")
+    tmp.replace(path)
+    return len(unique)
+
+
+def read_metadata_artifact(path: str | Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """``(header, rows)`` of an artifact written by :func:`write_metadata_artifact`."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"llm_metadata precomputed: {str(path)!r} does not exist; give the path of a metadata "
+                          "artifact (JSONL) such as benchmarks/artifacts/metadata-smollm2-compact.jsonl")
+    header: dict[str, Any] = {}
+    rows = []
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ConfigError(f"{path}, line {number}: not JSON ({exc.msg}); the artifact is damaged") from exc
+            if "_meta" in record:
+                header = record["_meta"]
+                continue
+            if "key" not in record or "metadata" not in record:
+                raise ConfigError(f"{path}, line {number}: a row needs 'key' and 'metadata', got keys {sorted(record)}")
+            rows.append(record)
+    if header.get("format", ARTIFACT_FORMAT) != ARTIFACT_FORMAT:
+        raise ConfigError(f"{path}: artifact format {header.get('format')!r} is not supported (expected {ARTIFACT_FORMAT})")
+    return header, rows
