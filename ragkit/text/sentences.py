@@ -1,7 +1,8 @@
 """Sentence splitting with exact character offsets.
 
 ``split_sentences`` returns ``(start, end)`` spans into the text: in order, non-overlapping, with no
-leading or trailing whitespace inside a span, whitespace-only stretches left out. Splitters:
+leading or trailing whitespace inside a span, whitespace-only stretches left out. A blank line always
+ends a sentence (paragraphs, list blocks and records without final punctuation stay apart). Splitters:
 
 - ``nupunkt`` (default): the Punkt algorithm with nupunkt's bundled model; no data download, fast
   (the 740k-character finance corpus takes well under a second).
@@ -17,6 +18,7 @@ Example:
 
 from __future__ import annotations
 
+import bisect
 import re
 import threading
 from typing import Any, Literal, get_args
@@ -28,6 +30,7 @@ SentenceSplitter = Literal["nupunkt", "nltk", "regex"]
 SPLITTERS: tuple[str, ...] = get_args(SentenceSplitter)
 
 _REGEX_BOUNDARY = re.compile(r"[.!?…][\"'”’)\]]*(\s+)|(\n[ \t\r\f\v]*\n\s*)")
+_BLANK_LINE = re.compile(r"\n[ \t\r\f\v]*\n")
 _NLTK: dict[str, Any] = {}
 _NLTK_LOCK = threading.Lock()
 
@@ -56,9 +59,20 @@ def split_sentences(text: str, splitter: str = "nupunkt") -> list[tuple[int, int
 
 
 def _clean(text: str, raw: Any) -> list[tuple[int, int]]:
-    """Trim whitespace, drop empty spans, and keep spans ordered and non-overlapping."""
+    """Split at blank lines, trim whitespace, drop empty spans, keep spans ordered and non-overlapping."""
     out: list[tuple[int, int]] = []
     previous_end = 0
+    breaks = [m.end() for m in _BLANK_LINE.finditer(text)] if "\n" in text else []
+    if breaks:
+        pieces = []
+        for start, end in raw:
+            k = bisect.bisect_right(breaks, start)
+            while k < len(breaks) and breaks[k] < end:
+                pieces.append((start, breaks[k]))
+                start = breaks[k]
+                k += 1
+            pieces.append((start, end))
+        raw = pieces
     for start, end in raw:
         start = max(int(start), previous_end)
         end = min(int(end), len(text))
