@@ -222,7 +222,7 @@ def resolve_backend(ref: Any, kind: Literal["llm", "embedder"]) -> Any:
             from ragkit.llm.cached import CachedLLM
         except ImportError:
             return backend
-        return CachedLLM(backend)
+        return CachedLLM(inner=backend)
     return backend
 
 
