@@ -27,7 +27,7 @@ import json
 import logging
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -650,6 +650,12 @@ class IntentChunker(Chunker):
 
     def _chunk(self, doc: Document) -> list[Chunk]:
         return self.analyse(doc).chunks
+
+    def chunk_many(self, docs: Iterable[Document]) -> list[list[Chunk]]:
+        """Chunk several documents with a progress bar over documents."""
+        docs = list(docs)
+        disable = (True if len(docs) < 2 else None) if self.show_progress is None else not self.show_progress
+        return [self.chunk(d) for d in tqdm(docs, desc="IDC chunking", unit="doc", disable=disable)]
 
     # ------------------------------------------------------------------ post-processing
     @staticmethod
