@@ -378,7 +378,12 @@ class _Scorer:
             from ragkit.registry import default_registry
 
             budget_selector = default_registry().get("selector", "token_budget")(budget=self.protocols["budget"]["budget"])
+        # Untimed first pass: query embeddings are computed (or read from the cache) here, so the timed
+        # pass measures retrieval + selection the same way for every variant.
         with usage_scope() as query_usage:
+            for q in tqdm(self.dataset.questions, desc=f"{self.desc} (embed questions)", unit="q", leave=False,
+                          disable=None):
+                self.pipe.retrieve(q.to_query(), k=1)
             for q in tqdm(self.dataset.questions, desc=self.desc, unit="q", leave=False, disable=None):
                 query = q.to_query()
                 t0 = time.perf_counter()
@@ -703,10 +708,8 @@ def render_markdown(exp: Experiment, tables: Mapping[str, str], datasets: Mappin
 
 def write_plots(records: Sequence[Mapping[str, Any]], out_dir: Path) -> list[Path]:
     """Quality vs mean chunk size and quality vs cost, one PNG each per protocol and partition."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    # The object API: no pyplot state and no backend switch, so notebooks keep their inline backend.
+    from matplotlib.figure import Figure
 
     written = []
     groups: dict[tuple[str, str], list[Mapping[str, Any]]] = defaultdict(list)
@@ -720,7 +723,8 @@ def write_plots(records: Sequence[Mapping[str, Any]], out_dir: Path) -> list[Pat
                 ks = sorted(int(k.split("@")[1]) for k in rows[0]["protocols"]["evidence"]["overall"] if k.startswith("all@"))
                 metric = f"all@{ks[len(ks) // 2]}" if ks else "mrr"
             second = {"chroma": "recall", "budget": "recall"}.get(protocol)
-            fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+            fig = Figure(figsize=(11, 4.2))
+            axes = fig.subplots(1, 2)
             for ax, xkey, xlabel in ((axes[0], "mean_tokens", "mean chunk size (MiniLM tokens)"),
                                      (axes[1], "index_seconds", "index time (s, first build)")):
                 for r in rows:
@@ -740,6 +744,5 @@ def write_plots(records: Sequence[Mapping[str, Any]], out_dir: Path) -> list[Pat
             fig.tight_layout()
             path = out_dir / f"{label}-{protocol}.png"
             fig.savefig(path, dpi=110)
-            plt.close(fig)
             written.append(path)
     return written
