@@ -8,7 +8,9 @@
   or :class:`~ragkit.errors.BackendError` says what failed, where, and how to fix it.
 - Batches run on at most ``concurrency`` threads.
 - ``generate``: chat (``messages``) or completions (``prompt``); a request's JSON schema becomes
-  ``response_format`` (``json_mode: json_schema`` or ``json_object``; ``off`` leaves it to the prompt).
+  ``response_format``: ``json_mode: json_schema`` (OpenAI, vLLM), ``json_object_schema`` (llama.cpp's
+  server: ``{"type": "json_object", "schema": ...}``, enforced by a grammar), ``json_object`` (any
+  JSON), ``off`` (the prompt alone asks for JSON; the caching wrapper still validates and retries).
 - ``next_token_probs`` (``output_logprobs: true``): one-token request with ``top_logprobs``; a candidate
   absent from the server's top list gets probability 0 (a lower bound).
 - ``token_logprobs`` (``prompt_logprobs: true``, for servers whose completions endpoint honours
@@ -211,7 +213,7 @@ class OpenAILLM(LLMBackend):
         max_retries: Annotated[int, Field(ge=0, le=10)] = 3,
         backoff_s: Annotated[float, Field(ge=0)] = 0.5,
         concurrency: Annotated[int, Field(gt=0, le=64)] = 4,
-        json_mode: Literal["json_schema", "json_object", "off"] = "json_schema",
+        json_mode: Literal["json_schema", "json_object_schema", "json_object", "off"] = "json_schema",
         output_logprobs: bool = True,
         prompt_logprobs: bool = False,
         top_logprobs: Annotated[int, Field(ge=1, le=20)] = 20,
@@ -267,6 +269,8 @@ class OpenAILLM(LLMBackend):
             return None
         if self.json_mode == "json_object":
             return {"type": "json_object"}
+        if self.json_mode == "json_object_schema":  # llama.cpp's server: schema → grammar
+            return {"type": "json_object", "schema": dict(schema)}
         return {"type": "json_schema", "json_schema": {"name": "output", "schema": dict(schema), "strict": False}}
 
     def _generate_one(self, request: GenerationRequest, scopes: tuple[Any, ...]) -> Completion:
