@@ -75,8 +75,31 @@ class Tokenizer:
         return words
 
 
+def score_matrix(terms: np.ndarray, offsets: np.ndarray, vocab_size: int, k1: float,
+                 b: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The BM25 score of every (term, document) pair, vectorised, as a CSC matrix by term.
+
+    ``terms`` holds every document's term ids back to back, ``offsets`` where each document starts
+    (``len(docs) + 1`` entries). Returns ``(data, indices, indptr)``: for term ``t`` the documents
+    ``indices[indptr[t]:indptr[t + 1]]`` score ``data[...]`` (bm25s's layout).
+    """
+    n_docs = len(offsets) - 1
+    lengths = np.diff(offsets).astype(np.float64)
+    doc_of = np.repeat(np.arange(n_docs, dtype=np.int64), np.diff(offsets))
+    pairs, tf = np.unique(doc_of * vocab_size + terms.astype(np.int64), return_counts=True)
+    docs, words = pairs // vocab_size, pairs % vocab_size
+    df = np.bincount(words, minlength=vocab_size).astype(np.float64)
+    inverse = np.log1p((n_docs - df + 0.5) / (df + 0.5))
+    avgdl = lengths.mean() if n_docs else 0.0
+    saturation = tf * (k1 + 1) / (tf + k1 * (1 - b + b * lengths[docs] / avgdl))
+    order = np.lexsort((docs, words))
+    indptr = np.zeros(vocab_size + 1, dtype=np.int64)
+    np.cumsum(df.astype(np.int64), out=indptr[1:])
+    return ((inverse[words] * saturation)[order].astype(np.float32), docs[order].astype(np.int32), indptr)
+
+
 class _RankBM25Engine:
-    """rank-bm25's Okapi scorer with its IDF replaced by :func:`idf` (same formula as bm25s here)."""
+    """rank-bm25's Okapi scorer with its IDF replaced by :func:`idf` (the reference implementation)."""
 
     def __init__(self, docs: list[list[int]], k1: float, b: float) -> None:
         rank_bm25 = require("rank_bm25", "retrieval", "the rank_bm25 BM25 engine")
@@ -93,26 +116,48 @@ class _RankBM25Engine:
 
 
 class _BM25SEngine:
-    """bm25s with ATIRE's term-frequency part (the ``(k1 + 1)`` numerator) and Lucene's IDF."""
+    """bm25s's sparse score matrix and scorer, with ATIRE's ``(k1 + 1)`` numerator and Lucene's IDF.
+
+    The matrix is filled by :func:`score_matrix` (vectorised); bm25s's own builder loops over
+    documents in Python and is several times slower at 100k chunks (``build_native`` keeps it for
+    the benchmark). Scoring is bm25s's ``get_scores_from_ids``.
+    """
+
+    FILES = ("bm25s_data.npy", "bm25s_indices.npy", "bm25s_indptr.npy")
 
     def __init__(self, model: Any) -> None:
         self.model = model
 
-    @classmethod
-    def build(cls, docs: list[list[int]], vocab_size: int, k1: float, b: float, show: bool | None) -> _BM25SEngine:
+    @staticmethod
+    def _new(k1: float, b: float) -> Any:
         bm25s = require("bm25s", "retrieval", "the bm25s BM25 engine")
-        model = bm25s.BM25(k1=k1, b=b, method="atire", idf_method="lucene")
-        vocab = {str(i): i for i in range(vocab_size)}  # string keys: bm25s saves its vocab as JSON
-        model.index((docs, vocab), create_empty_token=False, show_progress=bool(show))
+        return bm25s.BM25(k1=k1, b=b, method="atire", idf_method="lucene")
+
+    @classmethod
+    def build(cls, terms: np.ndarray, offsets: np.ndarray, vocab_size: int, k1: float, b: float) -> _BM25SEngine:
+        model = cls._new(k1, b)
+        data, indices, indptr = score_matrix(terms, offsets, vocab_size, k1, b)
+        model.scores = {"data": data, "indices": indices, "indptr": indptr, "num_docs": len(offsets) - 1}
+        model.nonoccurrence_array = None
         return cls(model)
 
     @classmethod
-    def load(cls, directory: Path) -> _BM25SEngine:
-        bm25s = require("bm25s", "retrieval", "the bm25s BM25 engine")
-        return cls(bm25s.BM25.load(str(directory), mmap=False, allow_pickle=False, show_progress=False))
+    def build_native(cls, docs: list[list[int]], vocab_size: int, k1: float, b: float) -> _BM25SEngine:
+        """bm25s's own index builder (same matrix, Python loop per document)."""
+        model = cls._new(k1, b)
+        model.index((docs, {str(i): i for i in range(vocab_size)}), create_empty_token=False, show_progress=False)
+        return cls(model)
+
+    @classmethod
+    def load(cls, directory: Path, n_docs: int, k1: float, b: float) -> _BM25SEngine:
+        model = cls._new(k1, b)
+        model.load_scores(str(directory), *cls.FILES, num_docs=n_docs, mmap=False, allow_pickle=False)
+        model.nonoccurrence_array = None
+        return cls(model)
 
     def save(self, directory: Path) -> None:
-        self.model.save(str(directory), show_progress=False)
+        for name, key in zip(self.FILES, ("data", "indices", "indptr")):
+            atomic_write_npy(directory / name, self.model.scores[key])
 
     def scores(self, term_ids: list[int]) -> np.ndarray:
         return np.asarray(self.model.get_scores_from_ids(term_ids), dtype=np.float64)
@@ -176,23 +221,33 @@ class BM25Retriever(Retriever):
     # ------------------------------------------------------------------ indexing
     def _index(self, chunks: list[Chunk]) -> None:
         vocab: dict[str, int] = {}
-        docs: list[list[int]] = []
-        for chunk in tqdm(chunks, desc="bm25: tokenising", unit="chunk", disable=self._no_bars(len(chunks))):
-            docs.append([vocab.setdefault(word, len(vocab)) for word in self.tokenizer_(chunk.text)])
+        lengths = np.zeros(len(chunks), dtype=np.int64)
+        flat: list[int] = []
+        for i, chunk in enumerate(tqdm(chunks, desc="bm25: tokenising", unit="chunk",
+                                       disable=self._no_bars(len(chunks)))):
+            ids = [vocab.setdefault(word, len(vocab)) for word in self.tokenizer_(chunk.text)]
+            flat.extend(ids)
+            lengths[i] = len(ids)
         self.vocab_ = vocab
-        self.doc_terms_ = docs
+        self.terms_ = np.asarray(flat, dtype=np.int32)
+        self.offsets_ = np.zeros(len(chunks) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=self.offsets_[1:])
         self._build_engine()
 
+    def doc_terms(self) -> list[list[int]]:
+        """Each chunk's term ids (materialised from the flat arrays; rank-bm25 needs lists)."""
+        flat = self.terms_.tolist()
+        bounds = self.offsets_.tolist()
+        return [flat[bounds[i]:bounds[i + 1]] for i in range(len(bounds) - 1)]
+
     def _build_engine(self) -> None:
-        docs = self.doc_terms_
         self.engine_ = None
-        if not docs or not any(docs):
+        if len(self.offsets_) <= 1 or len(self.terms_) == 0:
             return  # nothing to score: every query returns []
         if self.engine_name_ == "bm25s":
-            show = not self._no_bars(len(docs))
-            self.engine_ = _BM25SEngine.build(docs, len(self.vocab_), self.k1, self.b, show)
+            self.engine_ = _BM25SEngine.build(self.terms_, self.offsets_, len(self.vocab_), self.k1, self.b)
         else:
-            self.engine_ = _RankBM25Engine(docs, self.k1, self.b)
+            self.engine_ = _RankBM25Engine(self.doc_terms(), self.k1, self.b)
 
     def _no_bars(self, n: int) -> bool | None:
         if self.show_progress is None:
@@ -215,7 +270,7 @@ class BM25Retriever(Retriever):
         text = query.text if isinstance(query, Query) else query
         terms = self.term_ids(text)
         if self.engine_ is None or not terms:
-            return np.zeros(len(self.doc_terms_), dtype=np.float64)
+            return np.zeros(len(self.offsets_) - 1, dtype=np.float64)
         return self.engine_.scores(terms)
 
     def _retrieve(self, query: Query, k: int, mask: np.ndarray | None) -> list[tuple[int, float]]:
@@ -225,38 +280,32 @@ class BM25Retriever(Retriever):
 
     # ------------------------------------------------------------------ persistence
     def _save_state(self, directory: Path) -> None:
-        lengths = np.fromiter((len(d) for d in self.doc_terms_), dtype=np.int64, count=len(self.doc_terms_))
-        offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
-        np.cumsum(lengths, out=offsets[1:])
-        flat = np.fromiter((t for d in self.doc_terms_ for t in d), dtype=np.int32, count=int(offsets[-1]))
-        terms = [None] * len(self.vocab_)
+        terms = [""] * len(self.vocab_)
         for word, i in self.vocab_.items():
             terms[i] = word
         atomic_write_json(directory / "bm25_vocab.json", terms, indent=None)
-        atomic_write_npy(directory / "bm25_terms.npy", flat)
-        atomic_write_npy(directory / "bm25_offsets.npy", offsets)
+        atomic_write_npy(directory / "bm25_terms.npy", self.terms_)
+        atomic_write_npy(directory / "bm25_offsets.npy", self.offsets_)
         atomic_write_json(directory / "bm25.json", {"engine": self.engine_name_, "k1": self.k1, "b": self.b,
                                                     "tokenizer": "lowercase \\w+", "idf": "lucene",
                                                     "stopwords": self.stopwords})
         if isinstance(self.engine_, _BM25SEngine):
-            self.engine_.save(directory / "bm25s")
+            self.engine_.save(directory)
 
     def _load_state(self, directory: Path, chunks: list[Chunk]) -> None:
         try:
             terms = read_json(directory / "bm25_vocab.json")
-            flat = read_npy(directory / "bm25_terms.npy")
-            offsets = read_npy(directory / "bm25_offsets.npy")
+            self.terms_ = read_npy(directory / "bm25_terms.npy")
+            self.offsets_ = read_npy(directory / "bm25_offsets.npy")
             meta = read_json(directory / "bm25.json")
         except (OSError, ValueError) as exc:
             raise IndexStoreError(f"{directory}: BM25 state unreadable ({exc}); rebuild the index (--rebuild)") from exc
-        if len(offsets) != len(chunks) + 1:
-            raise IndexStoreError(f"{directory}: BM25 state covers {len(offsets) - 1} chunks, chunks.jsonl has "
+        if len(self.offsets_) != len(chunks) + 1:
+            raise IndexStoreError(f"{directory}: BM25 state covers {len(self.offsets_) - 1} chunks, chunks.jsonl has "
                                   f"{len(chunks)}; rebuild the index (--rebuild)")
         self.vocab_ = {word: i for i, word in enumerate(terms)}
-        flat_list = flat.tolist()
-        self.doc_terms_ = [flat_list[offsets[i]:offsets[i + 1]] for i in range(len(chunks))]
-        saved_bm25s = directory / "bm25s"
-        if self.engine_name_ == "bm25s" and meta.get("engine") == "bm25s" and saved_bm25s.is_dir():
-            self.engine_ = _BM25SEngine.load(saved_bm25s)
+        saved_matrix = all((directory / name).is_file() for name in _BM25SEngine.FILES)
+        if self.engine_name_ == "bm25s" and meta.get("engine") == "bm25s" and saved_matrix:
+            self.engine_ = _BM25SEngine.load(directory, len(chunks), self.k1, self.b)
         else:
             self._build_engine()

@@ -126,3 +126,19 @@ def test_empty_and_errors(tmp_path):
 def test_ties_break_by_index():
     r = BM25Retriever().index(make_chunks(["same words"] * 5))
     assert [h.chunk.metadata["n"] for h in r.retrieve("words", k=3)] == [0, 1, 2]
+
+
+def test_vectorised_matrix_equals_bm25s_native_builder():
+    from ragkit.retrievers.bm25 import _BM25SEngine
+
+    chunks, queries = _synthetic_corpus(500, "bm25-native")
+    r = BM25Retriever(engine="bm25s").index(chunks)
+    native = _BM25SEngine.build_native(r.doc_terms(), len(r.vocab_), r.k1, r.b)
+    ours, theirs = r.engine_.model.scores, native.model.scores
+    np.testing.assert_array_equal(ours["indptr"], theirs["indptr"])
+    np.testing.assert_array_equal(ours["indices"], theirs["indices"])
+    np.testing.assert_allclose(ours["data"], theirs["data"], rtol=1e-6)
+    for q in queries[:10]:
+        ids = r.term_ids(q)
+        if ids:
+            np.testing.assert_allclose(r.engine_.scores(ids), native.scores(ids), rtol=1e-6)

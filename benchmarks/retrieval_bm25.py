@@ -1,0 +1,87 @@
+"""BM25 engines at 100k chunks: ``bm25s`` vs ``rank_bm25`` behind ragkit's ``BM25Retriever``.
+
+Corpus: 100,000 overlapping 40-word windows cut from the shared datasets (see
+``retrieval_corpus.py``); queries: the first ``--queries`` real questions of those datasets. Both
+engines see the same tokens and compute the same formula (Okapi, k1 1.5, b 0.75, Lucene IDF).
+Prints index time, queries/s, mean top-10 overlap, max score difference, and the ratios
+(rank_bm25 is the reference run, in the same process).
+
+    python benchmarks/retrieval_bm25.py --queries 200
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import tempfile
+import time
+
+import numpy as np
+from retrieval_corpus import build  # same folder (run as a script)
+
+from ragkit.retrievers.bm25 import BM25Retriever, Tokenizer, _BM25SEngine
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--n", type=int, default=100_000)
+    parser.add_argument("--queries", type=int, default=200)
+    args = parser.parse_args()
+
+    t0 = time.perf_counter()
+    chunks, questions = build(args.n)
+    questions = questions[: args.queries]
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
+    print(f"corpus: {len(chunks)} chunks ({np.mean([c.token_count for c in chunks]):.1f} words), "
+          f"{len(questions)} queries; built in {time.perf_counter() - t0:.1f} s")
+    t0 = time.perf_counter()
+    tokenizer = Tokenizer()
+    for c in chunks:
+        tokenizer(c.text)
+    tokenise_s = time.perf_counter() - t0
+    print(f"tokenising alone (shared by both engines): {tokenise_s:.2f} s")
+
+    results = {}
+    for engine in ("rank_bm25", "bm25s"):
+        r = BM25Retriever(engine=engine, show_progress=False)
+        t0 = time.perf_counter()
+        r.index(chunks)
+        index_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        tops = [[h.chunk.id for h in r.retrieve(q, k=10)] for q in questions]
+        query_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        filtered = [r.retrieve(q, k=10, filter={"dataset": "leval_longdoc"}) for q in questions]
+        filter_s = time.perf_counter() - t0
+        assert all(h.chunk.metadata["dataset"] == "leval_longdoc" for hits in filtered for h in hits)
+        if engine == "bm25s":
+            t0 = time.perf_counter()
+            _BM25SEngine.build_native(r.doc_terms(), len(r.vocab_), r.k1, r.b)
+            print(f"    (bm25s's own index builder on the same token ids: {time.perf_counter() - t0:.2f} s; "
+                  "ragkit fills the same matrix vectorised)")
+        with tempfile.TemporaryDirectory() as tmp:
+            t0 = time.perf_counter()
+            r.save(tmp)
+            save_s = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            BM25Retriever(engine=engine).load(tmp)
+            load_s = time.perf_counter() - t0
+        scores = [r.scores(q) for q in questions[:50]]
+        results[engine] = dict(index_s=index_s, qps=len(questions) / query_s, filtered_qps=len(questions) / filter_s,
+                               save_s=save_s, load_s=load_s, tops=tops, scores=scores)
+        print(f"{engine:>9}: index {index_s:6.2f} s (tokenising included) | {len(questions) / query_s:8.1f} queries/s | "
+              f"filtered {len(questions) / filter_s:8.1f} queries/s | save {save_s:.2f} s | load {load_s:.2f} s")
+
+    a, b = results["bm25s"], results["rank_bm25"]
+    overlap = np.mean([len(set(x) & set(y)) / max(len(x), len(y), 1) for x, y in zip(a["tops"], b["tops"])])
+    identical = np.mean([x == y for x, y in zip(a["tops"], b["tops"])])
+    diff = max(float(np.max(np.abs(x - y))) for x, y in zip(a["scores"], b["scores"]))
+    print(f"mean top-10 overlap bm25s vs rank_bm25: {overlap:.4f} (identical ranked lists: {identical:.1%}); "
+          f"max |score difference| {diff:.2e}")
+    print(f"ratios bm25s / rank_bm25: index {b['index_s'] / a['index_s']:.1f}x faster, "
+          f"queries {a['qps'] / b['qps']:.0f}x faster, filtered queries {a['filtered_qps'] / b['filtered_qps']:.0f}x faster")
+
+
+if __name__ == "__main__":
+    main()
