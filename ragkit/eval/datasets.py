@@ -10,7 +10,7 @@ Data root precedence: explicit ``data_root`` (``--data-root``) > ``$RAGKIT_DATA`
 
 Example:
     >>> ds = load_dataset("chroma_chunking_eval", subset=["chatlogs"])  # doctest: +SKIP
-    >>> q = ds.questions[0]
+    >>> q = ds.questions[0]  # doctest: +SKIP
     >>> doc = ds.document(q.gold_spans[0].doc_id)  # doctest: +SKIP
     >>> doc.text[q.gold_spans[0].start:q.gold_spans[0].end] == q.metadata["references"][0]  # doctest: +SKIP
     True

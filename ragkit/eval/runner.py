@@ -361,6 +361,7 @@ class _Scorer:
         self.dataset = dataset
         self.protocols = protocols
         self.desc = desc
+        self.source_of = {d.id: str(d.metadata.get("source_id")) for d in dataset.documents}
         self.chunks_by_doc: dict[str, list[Chunk]] = defaultdict(list)
         for chunk in chunks:
             self.chunks_by_doc[chunk.doc_id].append(chunk)
@@ -441,9 +442,8 @@ class _Scorer:
         kmax = max(params["k"])
         row: dict[str, Any] = {"corpus": q.corpus, "mrr": M.mrr(ranks, kmax), f"ndcg@{kmax}":
                                M.ndcg_at_k(relevance, kmax, n_rel)}
-        source_of = {d.id: str(d.metadata.get("source_id")) for d in self.dataset.documents}
-        passages = M.passage_ranks([source_of.get(s.chunk.doc_id, "") for s in ranked], list(q.gold_passages)) \
-            if q.gold_passages else []
+        passages = M.passage_ranks([self.source_of.get(s.chunk.doc_id, "") for s in ranked],
+                                   list(q.gold_passages)) if q.gold_passages else []
         for k in params["k"]:
             row[f"hit@{k}"] = M.hit_at_k(ranks, k)
             row[f"recall@{k}"] = M.recall_at_k(ranks, k)
