@@ -147,3 +147,17 @@ def test_cli_eval_with_real_minilm_and_a_peer(tmp_path: Path) -> None:
     assert "langchain_recursive" in result.output and result.output.rstrip().endswith(f"output: {tmp_path / 'out'}")
     bad = CliRunner().invoke(app, ["eval", str(path), "--data-root", str(tmp_path / "nowhere")])
     assert bad.exit_code == 1 and "does not exist" in bad.output
+
+
+def test_variants_can_be_whole_config_files(tmp_path: Path) -> None:
+    (tmp_path / "a.yaml").write_text(yaml.safe_dump({"index": {"chunker": {"type": "paragraph", "max_tokens": 99},
+                                                               "retriever": {"type": "bm25"}}}))
+    exp_path = tmp_path / "exp.yaml"
+    exp_path.write_text(yaml.safe_dump({"dataset": "chroma_chunking_eval", "protocols": ["chroma"],
+                                        "variants": [{"name": "from-file", "config": "a.yaml",
+                                                      "set": {"index.chunker.max_tokens": 77}}]}))
+    exp = load_experiment(exp_path)
+    cfg = exp.variant_config(exp.variants[0])
+    assert cfg["index"]["chunker"] == {"type": "paragraph", "max_tokens": 77}
+    assert cfg["index"]["retriever"] == {"type": "bm25"}
+    assert cfg["backends"]["llm"]["default"] == {"type": "fake"}  # no LLM is built unless a protocol needs one
