@@ -30,9 +30,11 @@ from tqdm.auto import tqdm
 from ragkit.chunkers._merge import LengthUnit, finish_spans
 from ragkit.chunkers.base import Chunker, add_heading_paths
 from ragkit.chunkers.perplexity import resolve_llm, split_into_sentences
-from ragkit.errors import CapabilityError, ConfigError
+from ragkit.errors import CapabilityError
 from ragkit.llm.base import NEXT_TOKEN_PROBS, GenerationRequest
-from ragkit.stage import LLMRef
+from ragkit.stage import LLMRef, validate_params
+from ragkit.text.sentences import SentenceSplitter
+from ragkit.text.tokenizers import TokenizerName
 from ragkit.types import Chunk, Document
 
 #: Version of the prompt below; part of every request (and so of the LLM cache key).
@@ -190,16 +192,16 @@ class MarginChunker(Chunker):
         *,
         llm: LLMRef = "default",
         context: Literal["chunk", "sentence"] = "chunk",
-        initial_threshold: float = 0.0,
+        initial_threshold: Annotated[float, Field(allow_inf_nan=False)] = 0.0,
         threshold_window: Annotated[int, Field(gt=0)] = 5,
         context_max_chars: Annotated[int, Field(gt=0)] = 2000,
         lookahead: Annotated[int, Field(gt=0, le=64)] = 1,
         batch_prompts: Annotated[int, Field(gt=0)] = 16,
-        splitter: Literal["nupunkt", "nltk", "regex"] = "nupunkt",
+        splitter: SentenceSplitter = "nupunkt",
         target_length: Annotated[int, Field(gt=0)] | None = None,
         length_unit: LengthUnit = "tokens",
         max_tokens: Annotated[int, Field(gt=0)] | None = 256,
-        tokenizer: str = "minilm",
+        tokenizer: TokenizerName = "minilm",
         show_progress: bool | None = None,
     ) -> None:
         self.llm = llm
@@ -215,8 +217,7 @@ class MarginChunker(Chunker):
         self.max_tokens = max_tokens
         self.tokenizer = tokenizer
         self.show_progress = show_progress
-        if context not in ("chunk", "sentence"):
-            raise ConfigError(f"chunker 'margin': context must be 'chunk' or 'sentence'; got {context!r}")
+        validate_params(type(self), {k: v for k, v in self.get_params().items() if k != "llm"}, "chunker.margin")
 
     def _load(self) -> None:
         from ragkit.text.tokenizers import get_tokenizer

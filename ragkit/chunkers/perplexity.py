@@ -26,10 +26,17 @@ from ragkit.chunkers._merge import LengthUnit, finish_spans
 from ragkit.chunkers.base import Chunker, add_heading_paths
 from ragkit.errors import CapabilityError, ConfigError
 from ragkit.llm.base import TOKEN_LOGPROBS
-from ragkit.stage import LLMRef
+from ragkit.stage import LLMRef, validate_params
+from ragkit.text.sentences import SentenceSplitter
+from ragkit.text.tokenizers import TokenizerName
 from ragkit.types import Chunk, Document
 
 MinimaRule = Literal["either", "both"]
+
+#: ``max_context`` asked for on the single-pass path: "all preceding tokens". Backends cap it at what
+#: the model supports (``TransformersLLM``: ``max_position_embeddings - 1``), so a document longer than
+#: the model's context is still scored, in windows of that size.
+FULL_CONTEXT = 1 << 30
 
 
 # --------------------------------------------------------------------------- pure algorithm pieces
@@ -261,7 +268,10 @@ class PerplexityChunker(Chunker):
         single_pass_max_words: documents with more whitespace-separated words than this are scored on
             the windowed path (authors: 4096); ``0`` always windows; ``None`` never does.
         max_context_tokens: on the windowed path every token is conditioned on at most this many
-            preceding tokens, with correct positions (the backend windows).
+            preceding tokens, with correct positions (the backend windows, capped at the model's
+            context). Default 8192: with the backend's default stride of half a window every token
+            then sees 4k-8k tokens, close to the authors' 4.9k-9k (4096-token windows over a KV cache
+            capped at 9,000 tokens).
         target_length: when set, the dynamic merge packs meta-chunks greedily up to this length in
             ``length_unit`` (the paper's "comb." rows = θ 0 then merge); ``None`` keeps meta-chunks.
         length_unit: ``tokens`` (configured tokenizer), ``words`` (authors, English) or ``characters``.
@@ -304,18 +314,18 @@ class PerplexityChunker(Chunker):
         self,
         *,
         llm: LLMRef = "default",
-        threshold: Annotated[float, Field(ge=0)] = 0.0,
+        threshold: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 0.0,
         minima_rule: MinimaRule = "either",
         dynamic_threshold: bool = False,
         dynamic_warmup: Annotated[int, Field(gt=0)] = 100,
         boundary_overlap: bool = False,
-        splitter: Literal["nupunkt", "nltk", "regex"] = "nupunkt",
+        splitter: SentenceSplitter = "nupunkt",
         single_pass_max_words: Annotated[int, Field(ge=0)] | None = 4096,
-        max_context_tokens: Annotated[int, Field(gt=0)] = 4096,
+        max_context_tokens: Annotated[int, Field(gt=0)] = 8192,
         target_length: Annotated[int, Field(gt=0)] | None = None,
         length_unit: LengthUnit = "tokens",
         max_tokens: Annotated[int, Field(gt=0)] | None = 256,
-        tokenizer: str = "minilm",
+        tokenizer: TokenizerName = "minilm",
         batch_documents: Annotated[int, Field(gt=0)] = 16,
         show_progress: bool | None = None,
     ) -> None:
@@ -334,13 +344,7 @@ class PerplexityChunker(Chunker):
         self.tokenizer = tokenizer
         self.batch_documents = batch_documents
         self.show_progress = show_progress
-        if threshold < 0 or (isinstance(threshold, float) and math.isnan(threshold)):
-            raise ConfigError(f"chunker 'perplexity': threshold must be a float >= 0 (nats); got {threshold!r}")
-        if minima_rule not in ("either", "both"):
-            raise ConfigError(
-                f"chunker 'perplexity': minima_rule must be 'either' (authors' code) or 'both' (paper); "
-                f"got {minima_rule!r}"
-            )
+        validate_params(type(self), {k: v for k, v in self.get_params().items() if k != "llm"}, "chunker.perplexity")
         self._dynamic = DynamicThreshold(threshold, dynamic_warmup, minima_rule)
 
     # ----------------------------------------------------------------- loading
@@ -359,11 +363,11 @@ class PerplexityChunker(Chunker):
         """Sentence spans ``(start, end)`` of ``text`` (no surrounding whitespace, in order)."""
         return split_into_sentences(text, self.splitter)
 
-    def context_for(self, text: str) -> int | None:
-        """``max_context`` passed to the backend: ``None`` (single pass) or ``max_context_tokens``."""
-        if self.single_pass_max_words is None:
-            return None
-        return self.max_context_tokens if len(text.split()) > self.single_pass_max_words else None
+    def context_for(self, text: str) -> int:
+        """``max_context`` passed to the backend: :data:`FULL_CONTEXT` (single pass) or ``max_context_tokens``."""
+        if self.single_pass_max_words is None or len(text.split()) <= self.single_pass_max_words:
+            return FULL_CONTEXT
+        return self.max_context_tokens
 
     def boundaries(self, nll: np.ndarray) -> list[int]:
         """Minimum sentences (chunk ends) for one document's per-sentence NLL sequence."""
@@ -375,7 +379,7 @@ class PerplexityChunker(Chunker):
         """Per-sentence mean NLL for each document, several documents per backend call."""
         self.warm_up()
         out: list[np.ndarray | None] = [None] * len(docs)
-        groups: dict[int | None, list[int]] = {}
+        groups: dict[int, list[int]] = {}
         for i, (doc, spans) in enumerate(zip(docs, sentences)):
             if len(spans) <= 2:  # no sentence can be a boundary: skip the model entirely
                 out[i] = np.full(len(spans), np.nan)
@@ -407,6 +411,7 @@ class PerplexityChunker(Chunker):
 
     def spans_from_scores(self, doc: Document, sentences: Sequence[tuple[int, int]], nll: np.ndarray) -> list[Chunk]:
         """Boundary rule, chunk assembly, cap and merge for one scored document."""
+        self.warm_up()
         minima = self.boundaries(nll)
         groups = assemble_groups(len(sentences), minima, self.boundary_overlap)
         spans = [(sentences[a][0], sentences[b][1]) for a, b in groups]

@@ -177,6 +177,15 @@ def test_bad_backend_shape_is_reported():
         chunker.chunk(numbered(4))
 
 
+def test_parameters_are_validated():
+    from ragkit.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"chunker.margin.context: .*'chunk' or 'sentence'.*'paragraph'"):
+        MarginChunker(context="paragraph")
+    with pytest.raises(ConfigError, match=r"chunker.margin.threshold_window: .*greater than 0"):
+        MarginChunker(threshold_window=0)
+
+
 def test_capability_is_checked():
     from ragkit.errors import CapabilityError
 
@@ -198,3 +207,37 @@ def test_fake_llm_offsets_and_cap():
         chunks = MarginChunker(llm=FakeLLM(), context=context, max_tokens=20).chunk(doc)
         assert chunks and all(doc.text[c.start:c.end] == c.text for c in chunks)
         assert all(c.token_count <= 20 for c in chunks)
+
+
+# ---------------------------------------------------------------- real model (SmolLM2-135M via transformers)
+@pytest.fixture(scope="module")
+def smollm():
+    from ragkit.llm.transformers_backend import TransformersLLM
+
+    llm = TransformersLLM(model="smollm2-135m-instruct", device="cpu")
+    llm.warm_up()
+    return llm
+
+
+@pytest.mark.slow
+def test_real_model_both_modes_on_chatlogs(smollm, chroma_texts):
+    text = chroma_texts["chatlogs"]
+    doc = Document.from_text(text[: text.find("\n", 2500)])
+    chunker = MarginChunker(llm=smollm, context="sentence", max_tokens=128)
+    prompts = [chunker.prompt_for(doc, s, i - 1, i) for s in [chunker_sentences(doc)] for i in (1, 2)]
+    probs = smollm.next_token_probs(prompts, [SPLIT, KEEP])
+    assert probs.shape == (2, 2) and np.all(probs > 0) and np.all(probs.sum(axis=1) <= 1 + 1e-9)
+    results = {}
+    for context in ("sentence", "chunk"):
+        first = MarginChunker(llm=smollm, context=context, max_tokens=128, lookahead=2).chunk(doc)
+        again = MarginChunker(llm=smollm, context=context, max_tokens=128).chunk_many([doc])[0]
+        assert first == again  # deterministic, and speculation does not change decisions
+        assert first and all(doc.text[c.start:c.end] == c.text and c.token_count <= 128 for c in first)
+        results[context] = first
+    assert len(results["sentence"]) >= 2
+
+
+def chunker_sentences(doc: Document) -> list[tuple[int, int]]:
+    from ragkit.chunkers.perplexity import split_into_sentences
+
+    return split_into_sentences(doc.text)

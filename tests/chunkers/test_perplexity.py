@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from ragkit.chunkers.perplexity import (
+    FULL_CONTEXT,
     DynamicThreshold,
     PerplexityChunker,
     assemble_groups,
@@ -205,7 +206,7 @@ def test_long_documents_take_the_window_path():
     PerplexityChunker(llm=llm, splitter="regex", single_pass_max_words=200).chunk(doc)
     PerplexityChunker(llm=llm, splitter="regex", single_pass_max_words=100, max_context_tokens=64).chunk(doc)
     PerplexityChunker(llm=llm, splitter="regex", single_pass_max_words=None).chunk(doc)
-    assert [c[1] for c in llm.calls] == [None, 64, None]
+    assert [c[1] for c in llm.calls] == [FULL_CONTEXT, 64, FULL_CONTEXT]
 
 
 def test_chunk_many_batches_and_equals_one_by_one():
@@ -232,10 +233,12 @@ def test_dynamic_state_carries_across_documents_in_order():
 
 
 def test_errors_are_specific():
-    with pytest.raises(ConfigError, match="threshold must be a float >= 0"):
+    with pytest.raises(ConfigError, match=r"chunker.perplexity.threshold: .*greater than or equal to 0.*-1.0"):
         PerplexityChunker(threshold=-1.0)
-    with pytest.raises(ConfigError, match="minima_rule must be 'either'"):
+    with pytest.raises(ConfigError, match=r"chunker.perplexity.minima_rule: .*'either' or 'both'.*'min'"):
         PerplexityChunker(minima_rule="min")
+    with pytest.raises(ConfigError, match=r"length_unit"):
+        PerplexityChunker(target_length=100, length_unit="sentences")
 
     class NoLogprobs(LLMBackend):
         def generate(self, requests):
@@ -279,7 +282,7 @@ class PositionModel(LLMBackend):
         lengths = [len(s.split()) for s in segments]
         total = sum(lengths)
         flat = np.full(total, np.nan)
-        for w in plan_windows(total, max_context or 10**9):
+        for w in plan_windows(total, min(max_context or 10**9, 10**9)):
             self.windows_seen += 1
             positions = np.arange(w.start, w.end)  # absolute positions, as a correct backend keeps them
             scored = -np.array([self.nll_at(int(p)) for p in positions])
@@ -311,3 +314,69 @@ def test_fake_llm_deterministic_with_exact_offsets_and_cap(chroma_texts):
     assert a == b and len(a) > 3
     assert all(doc.text[c.start:c.end] == c.text and c.token_count <= 64 for c in a)
     assert [c.start for c in a] == sorted(c.start for c in a)
+
+
+# ---------------------------------------------------------------- real model (SmolLM2-135M via transformers)
+@pytest.fixture(scope="module")
+def smollm():
+    from ragkit.llm.transformers_backend import TransformersLLM
+
+    llm = TransformersLLM(model="smollm2-135m-instruct", device="cpu")
+    llm.warm_up()
+    return llm
+
+
+def _check_chunks(doc: Document, chunks, max_tokens: int) -> None:
+    assert chunks
+    for c in chunks:
+        assert doc.text[c.start:c.end] == c.text and c.text.strip() == c.text
+        assert 0 < c.token_count <= max_tokens
+    starts = [c.start for c in chunks]
+    assert starts == sorted(starts) and all(a.end <= b.start for a, b in zip(chunks, chunks[1:]))
+
+
+@pytest.mark.slow
+def test_real_model_chatlogs_window_covering_the_document_equals_single_pass(smollm, chroma_texts):
+    doc = Document.from_text(chroma_texts["chatlogs"])  # 5,968 words: the window path by default
+    windowed = PerplexityChunker(llm=smollm, max_tokens=256)
+    sentences = windowed.sentences(doc.text)
+    texts = [doc.text[a:b] for a, b in sentences]
+    assert windowed.context_for(doc.text) == windowed.max_context_tokens
+    via_window = sentence_nll(smollm.token_logprobs(texts, windowed.max_context_tokens))
+    assert smollm.last_scoring_stats["windows"] == 1  # SmolLM2's 8k context covers the 7,968 tokens
+    single = PerplexityChunker(llm=smollm, max_tokens=256, single_pass_max_words=None)
+    assert single.context_for(doc.text) == FULL_CONTEXT
+    single_pass = sentence_nll(smollm.token_logprobs(texts, FULL_CONTEXT))
+    np.testing.assert_array_equal(via_window, single_pass)  # deterministic across runs, bit for bit
+    finite = via_window[np.isfinite(via_window)]
+    assert len(finite) >= len(texts) - 1 and 0 < finite.mean() < 15  # mean NLL in nats
+
+    minima = find_minima(via_window)
+    groups = assemble_groups(len(sentences), minima)
+    chunks = windowed.spans_from_scores(doc, sentences, via_window)
+    _check_chunks(doc, chunks, 256)
+    assert len(chunks) >= len(groups)  # the cap only ever splits meta-chunks
+    assert single.spans_from_scores(doc, sentences, single_pass) == chunks
+
+
+@pytest.mark.slow
+def test_real_model_long_leval_document_window_path(smollm):
+    import json
+    import os
+    from pathlib import Path
+
+    data = Path(os.environ.get("RAGKIT_DATA") or Path(__file__).resolve().parents[3] / "shared" / "datasets")
+    lines = (data / "leval_longdoc" / "natural_question.dev.jsonl").read_text(encoding="utf-8")
+    docs = [json.loads(line)["input"] for line in lines.splitlines() if line.strip()]
+    text = min((d for d in docs if len(d.split()) > 4096), key=lambda d: len(d.split()))  # 6.7k tokens
+    doc = Document.from_text(text)
+    # 2,048-token windows (stride 1,024) so a test-sized document really is scored in several windows
+    chunker = PerplexityChunker(llm=smollm, max_tokens=256, target_length=200, length_unit="tokens",
+                                max_context_tokens=2048)
+    assert chunker.context_for(doc.text) == 2048
+    chunks = chunker.chunk(doc)
+    stats = smollm.last_scoring_stats
+    assert stats["windows"] >= 5 and stats["tokens_processed"] > stats["tokens_scored"]
+    _check_chunks(doc, chunks, 256)
+    assert all("heading_path" in c.metadata for c in chunks)
+    assert 60 < np.mean([c.token_count for c in chunks]) <= 200  # merged towards the 200-token target
