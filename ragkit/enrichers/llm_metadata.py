@@ -233,8 +233,6 @@ class LLMMetadataEnricher(Enricher):
         if not chunks:
             self.last_report_ = report
             return [], report
-        if hasattr(self.llm, "warm_up"):
-            self.llm.warm_up()
         stored = self._precomputed()
         known: dict[int, tuple[Any, str | None]] = {}
         if stored:
@@ -247,6 +245,8 @@ class LLMMetadataEnricher(Enricher):
         # longest prompts first: similar lengths share device batches, the bar's rate settles early
         order = sorted((i for i in range(len(chunks)) if i not in known), key=lambda i: -len(chunks[i].text))
         requests = [self.request_for(chunks[i], by_id.get(chunks[i].doc_id)) for i in order]
+        if requests and hasattr(self.llm, "warm_up"):
+            self.llm.warm_up()  # loads a local model only when something is left to generate
         bar = progress(len(order), "llm metadata", self.show_progress)
         try:
             answers = generate_validated(self.llm, requests, self._parse, retry=self._retry,

@@ -375,3 +375,39 @@ def test_pipeline_round_trip_with_fake_llm_metadata_and_filters(tmp_path):
     assert [c.metadata for c in reopened.retriever.chunks_] == [c.metadata for c in chunks]
     assert reopened.retriever.view_.state() == first.retriever.view_.state()
     assert reopened.run_usage().llm_calls == 0  # reopening the store makes no LLM call
+
+
+def test_cli_index_then_query_with_metadata_filter_and_show_metadata(tmp_path):
+    """`ragkit index` with the enricher (fake LLM), then `ragkit query --filter llm.* --show-metadata`."""
+    import yaml
+    from typer.testing import CliRunner
+
+    from ragkit.cli import app
+
+    (tmp_path / "docs").mkdir()
+    for i in range(3):
+        (tmp_path / "docs" / f"d{i}.md").write_text(
+            "\n\n".join(f"Part {i}.{j}: how to tune widget{i}{j}." for j in range(4)), encoding="utf-8")
+    config = {
+        "backends": {"llm": {"default": {"type": "fake"}}, "embeddings": {"default": {"type": "fake", "dimension": 32}}},
+        "corpus": {"paths": [str(tmp_path / "docs" / "*.md")]},
+        "index": {"store": str(tmp_path / "store"), "chunker": {"type": "paragraph", "max_tokens": 24},
+                  "enrichers": [{"type": "llm_metadata", "profile": "compact"}],
+                  "retriever": {"type": "hybrid", "view": "tfidf_weighted"}},
+        "query": {"selector": {"type": "top_k", "k": 2}},
+    }
+    path = tmp_path / "meta.yaml"
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    runner = CliRunner()
+    indexed = runner.invoke(app, ["index", str(path)])
+    assert indexed.exit_code == 0, indexed.output
+    from ragkit.pipeline import Pipeline
+
+    pipe = Pipeline.from_config(config)
+    pipe._require_index()
+    value = pipe.retriever.chunks_[0].metadata["llm"]["content_type"]
+    result = runner.invoke(app, ["query", str(path), "How do I tune widget11?", "--show-metadata",
+                                 "--filter", json.dumps({"llm.content_type": value})])
+    assert result.exit_code == 0, result.output
+    shown = [json.loads(line.split("metadata: ", 1)[1]) for line in result.stdout.splitlines() if "metadata: " in line]
+    assert shown and all(m["llm"]["content_type"] == value for m in shown)

@@ -1,0 +1,128 @@
+"""Enrichment throughput of ``llm_metadata`` (compact schema): batched local generation and concurrent
+requests to a loopback OpenAI-compatible llama.cpp server, each against a sequential reference run in
+the same process.
+
+    python benchmarks/metadata_throughput.py local  --chunks 48 --batch-sizes 1,8,16
+    python benchmarks/metadata_throughput.py server --chunks 48 --concurrency 1,4 --workers 2
+
+``local``: the ``transformers`` backend (SmolLM2-135M-Instruct, CPU, JSON-constrained decoding); the
+reference is ``batch_size=1`` (one sequence at a time). ``server``: the ``openai`` backend against
+``llama_cpp.server`` on 127.0.0.1 serving the same GGUF (grammar-constrained JSON via
+``response_format``), ``workers`` server processes; the reference is ``concurrency=1``. The LLM cache is
+off (every request is generated). Chunks: the first N of state_of_the_union.md, recursive, 96 tokens.
+Prints one JSON line per setting and the ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = Path(os.environ.get("RAGKIT_DATA") or REPO.parent / "shared" / "datasets") / "chroma_chunking_eval"
+
+
+def sample_chunks(n: int) -> tuple[list[Any], dict[str, Any]]:
+    from ragkit.registry import default_registry
+    from ragkit.types import Document
+
+    doc = Document.from_text((DATA / "state_of_the_union.md").read_text(encoding="utf-8"),
+                             source_id="state_of_the_union.md")
+    chunks = default_registry().create("chunker", "recursive", max_tokens=96).chunk(doc)[:n]
+    return chunks, {doc.id: doc}
+
+
+def run_once(llm: Any, chunks: list[Any], docs: dict[str, Any], label: str, **extra: Any) -> dict[str, Any]:
+    from ragkit.enrichers._common import MetadataWarning
+    from ragkit.enrichers.llm_metadata import LLMMetadataEnricher
+    from ragkit.usage import usage_scope
+
+    enricher = LLMMetadataEnricher(llm=llm, profile="compact", batch_size=len(chunks), max_retries=0)
+    with usage_scope() as usage, warnings.catch_warnings():
+        warnings.simplefilter("ignore", MetadataWarning)
+        start = time.perf_counter()
+        _, report = enricher.enrich_with_report(chunks, docs)
+        seconds = time.perf_counter() - start
+    row = {"setting": label, **extra, "chunks": len(chunks), "seconds": round(seconds, 2),
+           "chunks_per_s": round(len(chunks) / seconds, 3), "valid_rate": round(report.valid_rate, 3),
+           "completion_tokens": usage.completion_tokens,
+           "completion_tokens_per_s": round(usage.completion_tokens / seconds, 1)}
+    print(json.dumps(row), flush=True)
+    return row
+
+
+def machine() -> dict[str, Any]:
+    return {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version(),
+            "load_avg_1m": round(os.getloadavg()[0], 2)}
+
+
+def cmd_local(args: argparse.Namespace) -> list[dict[str, Any]]:
+    from ragkit.cache import CacheStore
+    from ragkit.llm.cached import wrap_llm
+    from ragkit.llm.transformers_backend import TransformersLLM
+
+    chunks, docs = sample_chunks(args.chunks)
+    store = CacheStore(Path("/tmp") / "ragkit-bench-nocache.sqlite", mode="off")
+    rows = []
+    for batch in [int(b) for b in args.batch_sizes.split(",")]:
+        llm = wrap_llm(TransformersLLM(device="cpu", batch_size=batch, show_progress=False), store=store)
+        llm.warm_up()
+        llm.inner._json_tokenizer_data()  # built once per tokenizer; not part of the timing
+        rows.append(run_once(llm, chunks, docs, f"transformers batch_size={batch}", batch_size=batch))
+    reference = rows[0]["chunks_per_s"]
+    for row in rows:
+        row["speedup_vs_first"] = round(row["chunks_per_s"] / reference, 2)
+    print(json.dumps({"machine": machine(), "ratios": {r["setting"]: r["speedup_vs_first"] for r in rows}}))
+    return rows
+
+
+def cmd_server(args: argparse.Namespace) -> list[dict[str, Any]]:
+    from ragkit.cache import CacheStore
+    from ragkit.llm.cached import wrap_llm
+    from ragkit.llm.llama_server import SERVED_NAME, LlamaServer
+    from ragkit.llm.openai_backend import OpenAILLM
+
+    chunks, docs = sample_chunks(args.chunks)
+    store = CacheStore(Path("/tmp") / "ragkit-bench-nocache.sqlite", mode="off")
+    server = LlamaServer(workers=args.workers, n_threads=args.threads).start()
+    rows = []
+    try:
+        for concurrency in [int(c) for c in args.concurrency.split(",")]:
+            llm = wrap_llm(OpenAILLM(model=SERVED_NAME, base_url=server.base_url, api_key_env=None,
+                                     concurrency=concurrency, timeout=300.0), store=store)
+            rows.append(run_once(llm, chunks, docs, f"openai concurrency={concurrency}", concurrency=concurrency,
+                                 server_workers=args.workers, threads_per_worker=args.threads))
+    finally:
+        server.stop()
+    reference = rows[0]["chunks_per_s"]
+    for row in rows:
+        row["speedup_vs_first"] = round(row["chunks_per_s"] / reference, 2)
+    print(json.dumps({"machine": machine(), "ratios": {r["setting"]: r["speedup_vs_first"] for r in rows}}))
+    return rows
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("local")
+    p.add_argument("--chunks", type=int, default=48)
+    p.add_argument("--batch-sizes", default="1,8,16")
+    p.set_defaults(fn=cmd_local)
+    p = sub.add_parser("server")
+    p.add_argument("--chunks", type=int, default=48)
+    p.add_argument("--concurrency", default="1,4")
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--threads", type=int, default=1)
+    p.set_defaults(fn=cmd_server)
+    args = parser.parse_args(argv)
+    args.fn(args)
+
+
+if __name__ == "__main__":
+    main()
