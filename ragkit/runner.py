@@ -80,11 +80,11 @@ def build_pipeline(config: str | Path | Mapping[str, Any], overrides: Sequence[s
     """A :class:`~ragkit.pipeline.Pipeline` with CLI-style overrides applied (``--no-cache`` → ``cache.mode=off``)."""
     from ragkit.pipeline import Pipeline
 
-    extra = list(overrides)
+    extra: list = list(overrides)
     if no_cache:
-        extra.append("cache.mode=off")
+        extra.append(("cache.mode", "off"))  # a tuple: YAML would read the string "off" as false
     if questions is not None:
-        extra.append(("query.questions", str(questions)))  # type: ignore[arg-type]
+        extra.append(("query.questions", str(questions)))
     if isinstance(config, Mapping):
         return Pipeline.from_config(config, extra, registry=registry)
     path = Path(config)

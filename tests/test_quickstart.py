@@ -73,7 +73,7 @@ def test_quickstart_run_twice(runner, tmp_path, monkeypatch):
     assert [[c["id"] for c in a["chunks"]] for a in answers2] == [[c["id"] for c in a["chunks"]] for a in answers]
 
     # ragkit index: nothing to do; ragkit query: filter + metadata
-    indexed = runner.invoke(app, ["index", "configs/quickstart.yaml"])
+    indexed = runner.invoke(app, ["index", "configs/quickstart.yaml", "--no-cache"])
     assert indexed.exit_code == 0 and "reused the stored index" in indexed.stdout
     asked = runner.invoke(app, ["query", "configs/quickstart.yaml", "Which BM25 parameters are used?",
                                 "--k", "8", "--filter", '{"source_id": "docs/retrieval.md"}', "--show-metadata"])
