@@ -339,6 +339,10 @@ class TokenScoringMixin:
     def _encode_segment(self, text: str) -> list[int]:
         raise NotImplementedError
 
+    def _encode_segments(self, texts: Sequence[str]) -> list[list[int]]:
+        """``_encode_segment`` of each text; backends with a batch tokenizer override it (same ids)."""
+        return [self._encode_segment(t) for t in texts]
+
     def _score_windows(self, windows: list[list[int]], keep_from: Sequence[int] | None = None) -> list[np.ndarray]:
         raise NotImplementedError
 
@@ -367,7 +371,7 @@ class TokenScoringMixin:
         window_tokens: list[list[int]] = []
         keep_from: list[int] = []
         for d, segments in enumerate(documents):
-            pieces = [self._encode_segment(s) for s in segments]
+            pieces = self._encode_segments(list(segments))
             ids = [t for p in pieces for t in p]
             encoded.append((ids, [len(p) for p in pieces]))
             for w in plan_windows(len(ids), context, self.window_stride):

@@ -193,6 +193,12 @@ class TransformersLLM(TokenScoringMixin, LLMBackend):
     def _encode_segment(self, text: str) -> list[int]:
         return list(self.tokenizer_.encode(text, add_special_tokens=False))
 
+    def _encode_segments(self, texts: Sequence[str]) -> list[list[int]]:
+        # one batched call (the Rust tokenizer runs it in parallel): same ids as one by one
+        if not texts:
+            return []
+        return [list(ids) for ids in self.tokenizer_(list(texts), add_special_tokens=False)["input_ids"]]
+
     def _context_limit(self) -> int:
         return self.context_limit_
 
