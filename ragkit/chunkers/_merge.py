@@ -164,42 +164,58 @@ def cap_spans(
     A span above the cap is re-packed greedily from the sentences it contains (``sentences`` are the
     document's sentence spans, sorted); a sentence above the cap is cut at token boundaries with
     :func:`split_at_tokens`. Spans within the cap are returned unchanged. Returns the spans and their
-    token counts (``counts`` may pass the counts of ``spans`` when already known).
+    token counts (``counts`` may pass the counts of ``spans`` when already known). Counting is batched
+    over all spans (three ``count_many`` calls in all, whatever the number of spans).
     """
     if counts is None:
         counts = measure_spans(text, spans, "tokens", tokenizer)
+    over = [k for k, c in enumerate(counts) if c > max_tokens]
+    if not over:
+        return list(spans), list(counts)
     sentence_starts = [s for s, _ in sentences]
-    out_spans: list[tuple[int, int]] = []
-    out_counts: list[int] = []
-    for (start, end), count in zip(spans, counts):
-        if count <= max_tokens:
-            out_spans.append((start, end))
-            out_counts.append(count)
-            continue
+    inner: dict[int, list[tuple[int, int]]] = {}
+    for k in over:
+        start, end = spans[k]
         lo = bisect.bisect_left(sentence_starts, start)
         hi = bisect.bisect_left(sentence_starts, end)
-        inner = [(max(s, start), min(e, end)) for s, e in sentences[lo:hi] if min(e, end) > max(s, start)]
-        if not inner:
-            inner = [(start, end)]
+        parts = [(max(s, start), min(e, end)) for s, e in sentences[lo:hi] if min(e, end) > max(s, start)]
+        inner[k] = parts or [(start, end)]
+    flat = [p for k in over for p in inner[k]]
+    flat_counts = dict(zip(flat, measure_spans(text, flat, "tokens", tokenizer)))
+    packed: dict[int, tuple[list[tuple[int, int]], list[tuple[int, int]]]] = {}
+    for k in over:
         pieces: list[tuple[int, int]] = []
-        for s, e in inner:
-            pieces.extend(split_at_tokens(text, s, e, max_tokens, tokenizer) if tokenizer.count(text[s:e]) > max_tokens
-                          else [(s, e)])
-        piece_counts = measure_spans(text, pieces, "tokens", tokenizer)
-        packed = merge_spans(pieces, piece_counts, max_tokens)
-        packed_counts = measure_spans(text, packed, "tokens", tokenizer)
-        # Additive counts can under-estimate a joined span by a token or two: re-split those.
-        for (s, e), c in zip(packed, packed_counts):
+        piece_counts: list[int] = []
+        for s, e in inner[k]:
+            if flat_counts[(s, e)] <= max_tokens:
+                pieces.append((s, e))
+                piece_counts.append(flat_counts[(s, e)])
+            else:
+                cut = split_at_tokens(text, s, e, max_tokens, tokenizer)
+                pieces.extend(cut)
+                piece_counts.extend(measure_spans(text, cut, "tokens", tokenizer))
+        packed[k] = (merge_spans(pieces, piece_counts, max_tokens), pieces)
+    all_packed = [p for k in over for p in packed[k][0]]
+    packed_counts = dict(zip(all_packed, measure_spans(text, all_packed, "tokens", tokenizer)))
+    out_spans: list[tuple[int, int]] = []
+    out_counts: list[int] = []
+    over_set = set(over)
+    for k, (span, count) in enumerate(zip(spans, counts)):
+        if k not in over_set:
+            out_spans.append(span)
+            out_counts.append(count)
+            continue
+        merged, pieces = packed[k]
+        for s, e in merged:
+            c = packed_counts[(s, e)]
             if c <= max_tokens:
                 out_spans.append((s, e))
                 out_counts.append(c)
-            else:
+            else:  # additive counts under-estimated a joined span: fall back to its pieces
                 sub = [p for p in pieces if p[0] >= s and p[1] <= e]
-                sub_counts = measure_spans(text, sub, "tokens", tokenizer)
                 out_spans.extend(sub)
-                out_counts.extend(sub_counts)
+                out_counts.extend(measure_spans(text, sub, "tokens", tokenizer))
     return out_spans, out_counts
-
 
 
 def finish_spans(
