@@ -14,7 +14,6 @@ from ragkit.chunkers._split import (
     SentenceCuts,
     Span,
     TokenizedChunker,
-    TokenView,
     check_params,
 )
 from ragkit.chunkers.base import heading_path_at
@@ -69,46 +68,45 @@ class StructureChunker(TokenizedChunker):
         detected = "headings" not in doc.metadata
         headings = sorted(find_headings(text) if detected else doc.headings)
         view = self._view(doc)
-        self._packer = CascadePacker(
+        packer = CascadePacker(
             view,
             [RegexCuts(BLANK_LINE, "paragraphs"), RegexCuts(LINE, "lines"), SentenceCuts(self.splitter)],
             max_tokens=self.max_tokens,
             target_tokens=self.target_tokens,
             overlap_tokens=self.overlap_tokens,
         )
-        self._target = min(self.target_tokens or self.max_tokens, self.max_tokens)
         spans: list[Span] = []
         first = headings[0][0] if headings else len(text)
         if first > 0:
-            spans.extend(self._packer.split(0, first))
-        self._section(view, headings, 0, len(headings), len(text), spans)
+            spans.extend(packer.split(0, first))
+        _sections(packer, headings, 0, len(headings), len(text), spans)
         chunks = self._finalize(doc, view, spans)
         if detected and headings:
             # The shared post-step only knows metadata["headings"]; use the detected ones here.
             chunks = [c.with_metadata(heading_path=heading_path_at(headings, c.start)) for c in chunks]
         return chunks
 
-    def _section(self, view: TokenView, headings: list[Heading], lo: int, hi: int, end: int, out: list[Span]) -> None:
-        """Emit the sections headed by ``headings[lo:hi]`` (siblings and their descendants) up to ``end``."""
-        i = lo
-        while i < hi:
-            start, _hend, level, _title = headings[i]
-            j = i + 1  # the section of heading i holds headings[i+1:j] (deeper levels)
-            while j < hi and headings[j][2] > level:
-                j += 1
-            section_end = headings[j][0] if j < hi else end
-            if view.count(start, section_end) <= self._target or j == i + 1:
-                out.extend(self._packer.split(start, section_end))
+
+def _sections(packer: CascadePacker, headings: list[Heading], lo: int, hi: int, end: int, out: list[Span]) -> None:
+    """Emit the sections headed by ``headings[lo:hi]`` (siblings and their descendants) up to ``end``."""
+    view = packer.view
+    i = lo
+    while i < hi:
+        start, _hend, level, _title = headings[i]
+        j = i + 1  # the section of heading i holds headings[i+1:j] (deeper levels)
+        while j < hi and headings[j][2] > level:
+            j += 1
+        section_end = headings[j][0] if j < hi else end
+        if view.count(start, section_end) <= packer.target or j == i + 1:
+            out.extend(packer.split(start, section_end))
+        else:
+            body_end = headings[i + 1][0]
+            if view.text[headings[i][1]:body_end].strip():
+                out.extend(packer.split(start, body_end))
+                _sections(packer, headings, i + 1, j, section_end, out)
             else:
-                body_end = headings[i + 1][0]
-                own_text = view.text[headings[i][1]:body_end]
-                if own_text.strip():
-                    out.extend(self._packer.split(start, body_end))
-                    self._section(view, headings, i + 1, j, section_end, out)
-                else:
-                    # A heading without body text travels with its first subsection.
-                    child = list(headings[i + 1:j])
-                    h_start, h_end, h_level, h_title = child[0]
-                    merged = [(start, h_end, h_level, h_title), *child[1:]]
-                    self._section(view, [*headings[:i + 1], *merged, *headings[j:]], i + 1, j, section_end, out)
-            i = j
+                # A heading without body text travels with its first subsection.
+                child_start, child_end, child_level, child_title = headings[i + 1]
+                merged = [*headings[:i + 1], (start, child_end, child_level, child_title), *headings[i + 2:]]
+                _sections(packer, merged, i + 1, j, section_end, out)
+        i = j
