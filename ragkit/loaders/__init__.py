@@ -144,12 +144,12 @@ def _expand(item: str, base: Path) -> list[tuple[Path, bool]]:
             raise DocumentError(f"corpus glob {item!r} matched no files (relative to {base}); check the pattern")
         out: list[tuple[Path, bool]] = []
         for match in matches:
-            path = Path(match) if os.path.isabs(match) else base / match
+            path = Path(match) if os.path.isabs(match) else Path(os.path.normpath(base / match))
             out.extend(_walk(path) if path.is_dir() else [(path, True)])
         return out
     path = Path(expanded)
     if not path.is_absolute():
-        path = base / path
+        path = Path(os.path.normpath(base / path))
     if path.is_dir():
         found = _walk(path)
         if not found:
