@@ -79,8 +79,8 @@ class ClusterChunker(Chunker):
 
     Parameters:
         embedder: embeds the pieces (``embed_documents``, batched); a config name or an instance.
-        max_tokens: hard cap per chunk (a DP constraint), in ``tokenizer`` tokens. The default 256
-            matches what MiniLM embeds without truncation.
+        max_tokens: hard cap per chunk (a DP constraint), in ``tokenizer`` tokens. The default 254
+            is what MiniLM embeds without truncation (256 word pieces including [CLS] and [SEP]).
         piece_tokens: size of the small pieces (Chroma's cluster chunker used 50).
         target_tokens: if set, β is calibrated per document so the mean chunk has about this many tokens.
         similarity_offset: ``μ`` subtracted from every pair's cosine; ``None`` = the document's mean
@@ -103,7 +103,7 @@ class ClusterChunker(Chunker):
         self,
         *,
         embedder: EmbedderRef = "default",
-        max_tokens: Annotated[int, Field(gt=0)] = 256,
+        max_tokens: Annotated[int, Field(gt=0)] = 254,
         piece_tokens: Annotated[int, Field(gt=0)] = 50,
         target_tokens: Annotated[int, Field(gt=0)] | None = None,
         similarity_offset: float | None = None,

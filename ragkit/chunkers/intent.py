@@ -273,7 +273,8 @@ class IntentChunker(Chunker):
             (the authors' CLI defaults: linear target-relative penalty λ = 0.1, β = 1.2, L = 20,
             min 3 sentences, coherence weight 0.3, boundary heuristics). Any parameter below left at
             ``None`` takes the profile's value.
-        max_tokens: hard cap per chunk (a DP constraint), in ``tokenizer`` tokens.
+        max_tokens: hard cap per chunk (a DP constraint), in ``tokenizer`` tokens (default 254: what
+            MiniLM embeds without truncation).
         target_tokens: mean chunk size to calibrate β for, per document (see ``boundary_penalty``).
         max_sentences: ``L``, the most sentences per chunk (paper 15, code 20).
         length_weight: ``λ`` (paper 0.0005 on |C|² in sentences; code 0.1 on the deviation from target).
@@ -328,7 +329,7 @@ class IntentChunker(Chunker):
         llm: LLMRef = "default",
         embedder: EmbedderRef = "default",
         profile: Profile = "paper",
-        max_tokens: Annotated[int, Field(gt=0)] = 256,
+        max_tokens: Annotated[int, Field(gt=0)] = 254,
         target_tokens: Annotated[int, Field(gt=0)] | None = None,
         max_sentences: Annotated[int, Field(gt=0)] | None = None,
         length_weight: Annotated[float, Field(ge=0)] | None = None,

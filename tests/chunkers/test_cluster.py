@@ -97,9 +97,9 @@ def test_long_words_and_sentences_stay_within_the_cap():
 
 
 def test_config_errors_and_conformance():
-    with pytest.raises(ConfigError, match=r"piece_tokens \(300\) must not exceed max_tokens \(256\)"):
+    with pytest.raises(ConfigError, match=r"piece_tokens \(300\) must not exceed max_tokens \(254\)"):
         ClusterChunker(piece_tokens=300)
-    with pytest.raises(ConfigError, match=r"target_tokens \(500\) must not exceed max_tokens \(256\)"):
+    with pytest.raises(ConfigError, match=r"target_tokens \(500\) must not exceed max_tokens \(254\)"):
         ClusterChunker(target_tokens=500)
     with no_network():
         chunker = build_with_fakes("chunker", "cluster", max_tokens=128)

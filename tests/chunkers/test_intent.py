@@ -232,7 +232,7 @@ def test_config_errors_are_specific():
         IntentChunker(intent_source="given")
     with pytest.raises(ConfigError, match="intents is only used with intent_source='given'"):
         IntentChunker(intents=["q?"])
-    with pytest.raises(ConfigError, match=r"target_tokens \(300\) must not exceed max_tokens \(256\)"):
+    with pytest.raises(ConfigError, match=r"target_tokens \(300\) must not exceed max_tokens \(254\)"):
         IntentChunker(target_tokens=300)
     failing = FakeLLM(mode="fixed", responses=["not json at all"])
     with pytest.raises(RagkitError, match="produced no usable intents"):
