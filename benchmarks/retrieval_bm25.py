@@ -18,7 +18,7 @@ import tempfile
 import time
 
 import numpy as np
-from retrieval_corpus import build  # same folder (run as a script)
+from retrieval_corpus import build, from_texts  # same folder (run as a script)
 
 from ragkit.retrievers.bm25 import BM25Retriever, Tokenizer, _BM25SEngine
 
@@ -27,10 +27,12 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--n", type=int, default=100_000)
     parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--texts", help="chunk texts from retrieval_corpus.py --texts-out (no datasets needed)")
+    parser.add_argument("--questions", help="questions JSON list (with --texts)")
     args = parser.parse_args()
 
     t0 = time.perf_counter()
-    chunks, questions = build(args.n)
+    chunks, questions = from_texts(args.texts, args.questions) if args.texts else build(args.n)
     questions = questions[: args.queries]
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
     print(f"corpus: {len(chunks)} chunks ({np.mean([c.token_count for c in chunks]):.1f} words), "
@@ -43,13 +45,14 @@ def main() -> None:
     print(f"tokenising alone (shared by both engines): {tokenise_s:.2f} s")
 
     results = {}
+    position = {id(c): i for i, c in enumerate(chunks)}  # by object: duplicate texts share a chunk id
     for engine in ("rank_bm25", "bm25s"):
         r = BM25Retriever(engine=engine, show_progress=False)
         t0 = time.perf_counter()
         r.index(chunks)
         index_s = time.perf_counter() - t0
         t0 = time.perf_counter()
-        tops = [[h.chunk.id for h in r.retrieve(q, k=10)] for q in questions]
+        tops = [[position[id(h.chunk)] for h in r.retrieve(q, k=10)] for q in questions]
         query_s = time.perf_counter() - t0
         t0 = time.perf_counter()
         filtered = [r.retrieve(q, k=10, filter={"dataset": "leval_longdoc"}) for q in questions]

@@ -7,7 +7,10 @@ with overlap); the windows are verbatim ``Chunk``s (exact offsets). When there a
 ``N_CHUNKS`` windows, ``N_CHUNKS`` of them are taken at evenly spaced positions. Queries are the
 datasets' real questions (879), in dataset order.
 
-    python benchmarks/retrieval_corpus.py --texts-out texts.jsonl.gz   # also used by the GPU run
+    python benchmarks/retrieval_corpus.py --texts-out texts.jsonl.gz   # for machines without the datasets
+
+The ``--texts-out`` file (one ``{"t": text, "d": dataset}`` per line) rebuilds the same chunk texts
+where the datasets are absent (the device machine): :func:`from_texts`.
 """
 
 from __future__ import annotations
@@ -59,6 +62,18 @@ def build(n_chunks: int = N_CHUNKS, data_root: str | None = None) -> tuple[list[
     return every, questions
 
 
+def from_texts(path: str | Path, questions_path: str | Path | None = None) -> tuple[list[Chunk], list[str]]:
+    """The benchmark chunks from a ``--texts-out`` file (each chunk a whole one-window document)."""
+    chunks = []
+    with gzip.open(path, "rt", encoding="utf-8") as handle:
+        for line in handle:
+            record = json.loads(line)
+            doc = Document.from_text(record["t"], metadata={"dataset": record["d"]})
+            chunks.append(Chunk.from_span(doc, 0, len(doc.text), len(doc.text.split()), {"dataset": record["d"]}))
+    questions = json.loads(Path(questions_path).read_text()) if questions_path else []
+    return chunks, questions
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=N_CHUNKS)
@@ -70,5 +85,5 @@ if __name__ == "__main__":
     if args.texts_out:
         with gzip.open(args.texts_out, "wt", encoding="utf-8") as handle:
             for c in chunks:
-                handle.write(json.dumps(c.text, ensure_ascii=False) + "\n")
+                handle.write(json.dumps({"t": c.text, "d": c.metadata["dataset"]}, ensure_ascii=False) + "\n")
         print(f"wrote {args.texts_out}")

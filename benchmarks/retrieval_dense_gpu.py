@@ -41,7 +41,8 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     with gzip.open(args.texts, "rt", encoding="utf-8") as handle:
-        texts = [json.loads(line) for line in handle]
+        records = [json.loads(line) for line in handle]
+    texts = [r["t"] if isinstance(r, dict) else r for r in records]
     queries = json.loads(Path(args.queries).read_text())
 
     embedder = SentenceTransformerEmbedder(model=args.model, device="auto", batch_size=args.batch_size,

@@ -81,21 +81,39 @@ def score_matrix(terms: np.ndarray, offsets: np.ndarray, vocab_size: int, k1: fl
 
     ``terms`` holds every document's term ids back to back, ``offsets`` where each document starts
     (``len(docs) + 1`` entries). Returns ``(data, indices, indptr)``: for term ``t`` the documents
-    ``indices[indptr[t]:indptr[t + 1]]`` score ``data[...]`` (bm25s's layout).
+    ``indices[indptr[t]:indptr[t + 1]]`` (ascending) score ``data[...]`` (bm25s's layout). Uses
+    scipy's O(nnz) sparse conversions when available, else numpy sorting.
     """
     n_docs = len(offsets) - 1
     lengths = np.diff(offsets).astype(np.float64)
-    doc_of = np.repeat(np.arange(n_docs, dtype=np.int64), np.diff(offsets))
-    pairs, tf = np.unique(doc_of * vocab_size + terms.astype(np.int64), return_counts=True)
-    docs, words = pairs // vocab_size, pairs % vocab_size
+    avgdl = lengths.mean() if n_docs else 0.0
+    try:
+        from scipy import sparse
+    except ImportError:
+        sparse = None
+    if sparse is not None:
+        # copies: scipy sorts index arrays in place, and ``terms``/``offsets`` are the retriever's state
+        counts = sparse.csr_matrix((np.ones(len(terms), dtype=np.float64), terms.copy(), offsets.copy()),
+                                   shape=(n_docs, vocab_size))
+        counts.sum_duplicates()  # term frequencies; one entry per (document, term)
+        tf, words = counts.data, counts.indices
+        docs = np.repeat(np.arange(n_docs), np.diff(counts.indptr))
+    else:
+        doc_of = np.repeat(np.arange(n_docs, dtype=np.int64), np.diff(offsets))
+        pairs, tf = np.unique(doc_of * vocab_size + terms.astype(np.int64), return_counts=True)
+        docs, words = pairs // vocab_size, pairs % vocab_size
     df = np.bincount(words, minlength=vocab_size).astype(np.float64)
     inverse = np.log1p((n_docs - df + 0.5) / (df + 0.5))
-    avgdl = lengths.mean() if n_docs else 0.0
-    saturation = tf * (k1 + 1) / (tf + k1 * (1 - b + b * lengths[docs] / avgdl))
-    order = np.lexsort((docs, words))
+    values = inverse[words] * tf * (k1 + 1) / (tf + k1 * (1 - b + b * lengths[docs] / avgdl))
+    if sparse is not None:
+        by_term = sparse.csr_matrix((values, words, counts.indptr), shape=(n_docs, vocab_size)).tocsc()
+        data, indices = by_term.data, by_term.indices
+    else:
+        order = np.argsort(words.astype(np.int64) * n_docs + docs)
+        data, indices = values[order], docs[order]
     indptr = np.zeros(vocab_size + 1, dtype=np.int64)
     np.cumsum(df.astype(np.int64), out=indptr[1:])
-    return ((inverse[words] * saturation)[order].astype(np.float32), docs[order].astype(np.int32), indptr)
+    return data.astype(np.float32), indices.astype(np.int32), indptr
 
 
 class _RankBM25Engine:

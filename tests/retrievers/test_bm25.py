@@ -142,3 +142,27 @@ def test_vectorised_matrix_equals_bm25s_native_builder():
         ids = r.term_ids(q)
         if ids:
             np.testing.assert_allclose(r.engine_.scores(ids), native.scores(ids), rtol=1e-6)
+
+
+def test_score_matrix_numpy_fallback_matches_scipy(monkeypatch):
+    import builtins
+
+    from ragkit.retrievers.bm25 import score_matrix
+
+    chunks, _ = _synthetic_corpus(300, "bm25-fallback")
+    r = BM25Retriever().index(chunks)
+    terms_before = r.terms_.copy()
+    with_scipy = score_matrix(r.terms_, r.offsets_, len(r.vocab_), 1.5, 0.75)
+    np.testing.assert_array_equal(r.terms_, terms_before)  # the retriever's state is not sorted in place
+    real_import = builtins.__import__
+
+    def no_scipy(name, *args, **kwargs):
+        if name == "scipy":
+            raise ImportError("scipy hidden for this test")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_scipy)
+    without = score_matrix(r.terms_, r.offsets_, len(r.vocab_), 1.5, 0.75)
+    np.testing.assert_array_equal(with_scipy[1], without[1])
+    np.testing.assert_array_equal(with_scipy[2], without[2])
+    np.testing.assert_allclose(with_scipy[0], without[0], rtol=1e-6)
