@@ -77,8 +77,10 @@ class IndexStore:
         >>> doc = Document.from_text("hello world")
         >>> r = BM25Retriever().index([Chunk.from_span(doc, 0, 11, 2)])
         >>> store = IndexStore(tempfile.mkdtemp())
-        >>> _ = store.commit(r, [{"id": doc.id, "fingerprint": "f", "chunks": 1}], {"index": {}}, "h")
-        >>> store.verify("h")["counts"]
+        >>> config = {"index": {"retriever": {"type": "bm25"}}}
+        >>> h = sha256_hex(config)[:16]
+        >>> _ = store.commit(r, [{"id": doc.id, "fingerprint": "f", "chunks": 1}], config, h)
+        >>> store.verify(h)["counts"]
         {'documents': 1, 'chunks': 1}
     """
 
