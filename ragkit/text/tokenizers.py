@@ -40,6 +40,7 @@ TokenizerName = Literal["minilm", "cl100k"]
 TOKENIZER_NAMES: tuple[str, ...] = get_args(TokenizerName)
 
 _WORD_CACHE_LIMIT = 500_000
+_LOW32 = (1 << 32) - 1
 # Complex regions closer than this many characters are encoded together (fewer, larger calls).
 _REGION_MERGE_GAP = 64
 # Character classes of the fast WordPiece path (code points below _TABLE_SIZE; the rest is complex).
@@ -90,11 +91,7 @@ class _FastAlphabet:
             if words != (1 if table[cp] == _WORD else 3):
                 table[cp] = _COMPLEX
         self.table = table
-        word = _char_class(np.flatnonzero(table == _WORD))
-        punct = _char_class(np.flatnonzero(table == _PUNCT))
-        fast = _char_class(np.flatnonzero(table != _COMPLEX))
-        self.pretoken = re.compile(f"[{word}]+|[{punct}]")
-        self.fast_text = re.compile(f"[{fast}]*")
+        self.fast_text = re.compile(f"[{_char_class(np.flatnonzero(table != _COMPLEX))}]*")
 
     def classes(self, text: str) -> tuple[np.ndarray, np.ndarray]:
         """Code points of ``text`` and their classes."""
@@ -218,9 +215,13 @@ class Tokenizer:
 class WordPieceTokenizer(Tokenizer):
     """A BERT-style ``tokenizer.json`` (BertNormalizer, BertPreTokenizer, WordPiece) via ``tokenizers``.
 
-    Counting is exact and fast: printable-ASCII stretches are split into pre-tokens by a regular
-    expression that matches BertPreTokenizer on that alphabet, and each distinct word is encoded once
-    by the real tokenizer and cached; everything else goes through the real tokenizer.
+    Counting is exact and fast. Text made only of characters whose BERT pre-tokenisation is known
+    (ASCII, Latin, Greek, Cyrillic letters and common punctuation; checked against the real tokenizer
+    when the instance is built) is split at ASCII whitespace, and each distinct whitespace-delimited
+    stretch is encoded once by the real tokenizer and cached (whitespace always separates BERT
+    pre-tokens, so the encoding of a text is the concatenation of its stretches' encodings).
+    Stretches with other characters (CJK, emoji, control characters, other spaces) go through the
+    real tokenizer in batches.
 
     Example:
         >>> tok = WordPieceTokenizer("minilm", minilm_tokenizer_path())
@@ -243,16 +244,20 @@ class WordPieceTokenizer(Tokenizer):
         )
         # The word-level shortcut is only proven for this exact pipeline.
         self.word_independent = kinds == ("BertNormalizer", "BertPreTokenizer", "WordPiece")
-        self._word_counts: dict[str, int] = {}
-        self._word_offsets: dict[str, tuple[tuple[int, int], ...]] = {}
+        # Cache of whitespace-delimited stretches ("chunks", e.g. ``2017,``): each maps to a packed
+        # ``base << 32 | n`` pointing at its n tokens' relative offsets and word-start flags in the pool.
+        self._chunk_info: dict[str, int] = {}
+        self._pool_offsets = np.zeros((0, 2), dtype=np.int64)
+        self._pool_word_start = np.zeros(0, dtype=bool)
         self._lock = threading.Lock()
         self._alphabet_instance: _FastAlphabet | None = None
 
     def clear_cache(self) -> None:
-        """Forget the per-word counts (they are rebuilt on demand; for benchmarks and memory)."""
+        """Forget the cached chunk encodings (they are rebuilt on demand; for benchmarks and memory)."""
         with self._lock:
-            self._word_counts.clear()
-            self._word_offsets.clear()
+            self._chunk_info = {}
+            self._pool_offsets = np.zeros((0, 2), dtype=np.int64)
+            self._pool_word_start = np.zeros(0, dtype=bool)
 
     def _alphabet(self) -> _FastAlphabet:
         if self._alphabet_instance is None:
@@ -273,10 +278,11 @@ class WordPieceTokenizer(Tokenizer):
         texts = list(texts)
         out: list[int] = [0] * len(texts)
         slow: list[int] = []
-        alphabet = self._alphabet()
+        fast_text = self._alphabet().fast_text.fullmatch
         for i, text in enumerate(texts):
-            if self.word_independent and alphabet.fast_text.fullmatch(text):
-                out[i] = int(self._word_counts_for(alphabet.pretoken.findall(text))[0].sum())
+            if self.word_independent and fast_text(text):
+                packed, _pool_offsets, _pool_ws = self._chunk_entries(text.split())
+                out[i] = int((packed & _LOW32).sum())
             else:
                 slow.append(i)
         if slow:
@@ -285,30 +291,43 @@ class WordPieceTokenizer(Tokenizer):
                 out[i] = len(enc)
         return out
 
-    # --------------------------------------------------------------- word cache
-    def _word_counts_for(self, words: Sequence[str]) -> tuple[np.ndarray, list[tuple[int, int]]]:
-        """Token count of each word, and the relative piece offsets of the multi-piece ones in order."""
-        counts = self._word_counts
+    # --------------------------------------------------------------- chunk cache
+    def _chunk_entries(self, chunks: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Packed ``base << 32 | n`` per chunk, plus the pool arrays the bases index into."""
         with self._lock:
-            found = list(map(counts.get, words))
+            info = self._chunk_info
+            try:
+                packed = np.fromiter(map(info.__getitem__, chunks), dtype=np.int64, count=len(chunks))
+                return packed, self._pool_offsets, self._pool_word_start
+            except KeyError:
+                pass
+            found = list(map(info.get, chunks))
             if None in found:
-                ordered = sorted({w for w, n in zip(words, found) if n is None})
-                encodings = self._tok.encode_batch(ordered, add_special_tokens=False)
-                if len(counts) + len(ordered) > _WORD_CACHE_LIMIT:
-                    counts.clear()
-                    self._word_offsets.clear()
-                for word, enc in zip(ordered, encodings):
-                    counts[word] = len(enc)
-                    if len(enc) > 1:
-                        self._word_offsets[word] = tuple(tuple(o) for o in enc.offsets)
-                found = list(map(counts.__getitem__, words))
-            n = np.fromiter(found, dtype=np.int64, count=len(found))
-            multi: list[tuple[int, int]] = []
-            if n.size and n.max() > 1:
-                offsets = self._word_offsets
-                for i in np.flatnonzero(n > 1).tolist():
-                    multi.extend(offsets[words[i]])
-        return n, multi
+                missing = sorted({c for c, f in zip(chunks, found) if f is None})
+                if len(info) + len(missing) > _WORD_CACHE_LIMIT or len(self._pool_word_start) > 20 * _WORD_CACHE_LIMIT:
+                    info = self._chunk_info = {}
+                    self._pool_offsets = np.zeros((0, 2), dtype=np.int64)
+                    self._pool_word_start = np.zeros(0, dtype=bool)
+                encodings = self._tok.encode_batch(missing, add_special_tokens=False)
+                base = len(self._pool_word_start)
+                offsets: list[tuple[int, int]] = []
+                word_start: list[bool] = []
+                for chunk, enc in zip(missing, encodings):
+                    n = len(enc)
+                    info[chunk] = (base << 32) | n
+                    base += n
+                    offsets.extend(enc.offsets)
+                    previous = None
+                    for word_id in enc.word_ids:
+                        word_start.append(word_id != previous)
+                        previous = word_id
+                if offsets:
+                    self._pool_offsets = np.concatenate(
+                        (self._pool_offsets, np.asarray(offsets, dtype=np.int64).reshape(-1, 2)))
+                    self._pool_word_start = np.concatenate((self._pool_word_start, np.asarray(word_start, dtype=bool)))
+                found = list(map(info.__getitem__, chunks))
+            packed = np.fromiter(found, dtype=np.int64, count=len(found))
+            return packed, self._pool_offsets, self._pool_word_start
 
     # --------------------------------------------------------------- spans
     def spans(self, text: str) -> TokenSpans:
@@ -341,62 +360,47 @@ class WordPieceTokenizer(Tokenizer):
     def _fast_spans(
         self, text: str, classes: np.ndarray, regions: list[tuple[int, int]]
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-        """Token spans of ``text`` outside the complex ``regions`` (word-cache path)."""
+        """Token spans of ``text`` outside the complex ``regions`` (chunk-cache path)."""
+        solid = classes != _SPACE
         if regions:
             marks = np.zeros(len(classes) + 1, dtype=np.int32)
             region_arr = np.asarray(regions, dtype=np.int64)
             np.add.at(marks, region_arr[:, 0], 1)
             np.add.at(marks, region_arr[:, 1], -1)
-            outside = np.cumsum(marks[:-1]) == 0
-            word = (classes == _WORD) & outside
-            punct = (classes == _PUNCT) & outside
-        else:
-            word = classes == _WORD
-            punct = classes == _PUNCT
-        prev = np.zeros_like(word)
-        prev[1:] = word[:-1]
-        nxt = np.zeros_like(word)
-        nxt[:-1] = word[1:]
-        w_starts = np.flatnonzero((word & ~prev) | punct).astype(np.int64)
-        if w_starts.size == 0:
+            solid &= np.cumsum(marks[:-1]) == 0
+        prev = np.zeros_like(solid)
+        prev[1:] = solid[:-1]
+        c_starts = np.flatnonzero(solid & ~prev).astype(np.int64)
+        if c_starts.size == 0:
             return None
-        w_ends = np.flatnonzero((word & ~nxt) | punct).astype(np.int64) + 1
-        words = self._pretokens(text, regions)
-        if len(words) != len(w_starts):  # cannot happen (same character classes); stay exact regardless
-            words = [text[a:b] for a, b in zip(w_starts.tolist(), w_ends.tolist())]
-        n, multi_offsets = self._word_counts_for(words)
-        if n.min() == 1 and n.max() == 1:
-            return w_starts, w_ends, np.ones(len(words), dtype=bool)
-        # Expand multi-piece words into their pieces, using each word's cached relative offsets.
-        total = int(n.sum())
-        first = np.cumsum(n) - n
-        word_of = np.repeat(np.arange(len(words)), n)
-        starts = np.repeat(w_starts, n)
-        ends = np.repeat(w_ends, n)
-        word_start = np.zeros(total, dtype=bool)
-        word_start[first[n > 0]] = True
-        multi = np.flatnonzero(n > 1)
-        rel = np.asarray(multi_offsets, dtype=np.int64).reshape(-1, 2)
-        positions = np.repeat(first[multi], n[multi]) + _ranges(n[multi])
-        base = w_starts[word_of[positions]]
-        starts[positions] = base + rel[:, 0]
-        ends[positions] = base + rel[:, 1]
-        return starts, ends, word_start
+        chunks = self._fast_chunks(text, regions)
+        if len(chunks) != len(c_starts):  # cannot happen (same separators); stay exact regardless
+            nxt = np.zeros_like(solid)
+            nxt[:-1] = solid[1:]
+            c_ends = np.flatnonzero(solid & ~nxt) + 1
+            chunks = [text[a:b] for a, b in zip(c_starts.tolist(), c_ends.tolist())]
+        packed, pool_offsets, pool_word_start = self._chunk_entries(chunks)
+        lengths = packed & _LOW32
+        pool_index = np.repeat(packed >> 32, lengths) + _ranges(lengths)
+        base = np.repeat(c_starts, lengths)
+        starts = base + pool_offsets[pool_index, 0]
+        ends = base + pool_offsets[pool_index, 1]
+        return starts, ends, pool_word_start[pool_index]
 
-    def _pretokens(self, text: str, regions: list[tuple[int, int]]) -> list[str]:
-        """The fast-path pre-tokens of ``text`` outside ``regions``, in order."""
-        findall = self._alphabet().pretoken.findall
+    @staticmethod
+    def _fast_chunks(text: str, regions: list[tuple[int, int]]) -> list[str]:
+        """Whitespace-separated stretches of ``text`` outside ``regions``, in order."""
         if not regions:
-            return findall(text)
-        words: list[str] = []
+            return text.split()
+        chunks: list[str] = []
         cursor = 0
         for a, b in regions:
             if a > cursor:
-                words.extend(findall(text, cursor, a))
+                chunks.extend(text[cursor:a].split())
             cursor = b
         if cursor < len(text):
-            words.extend(findall(text, cursor))
-        return words
+            chunks.extend(text[cursor:].split())
+        return chunks
 
     def _slow_spans(self, text: str, regions: list[tuple[int, int]]) -> TokenSpans:
         """Token spans of ``regions`` of ``text`` from the real tokenizer (word ids mark exact cuts)."""
