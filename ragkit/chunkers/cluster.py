@@ -24,6 +24,7 @@ Example:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from typing import Annotated, Literal
 
@@ -46,24 +47,30 @@ from ragkit.errors import ConfigError
 from ragkit.stage import EmbedderRef
 from ragkit.types import Chunk, Document
 
+_HEADING = re.compile(r"^(#{1,6} |=+ .* =+$)")
+
 
 def pack_pieces(
     text: str, units: Sequence[tuple[int, int]], unit_tokens: Sequence[int], piece_tokens: int
 ) -> list[tuple[int, int]]:
     """Greedily pack consecutive units into pieces of at most ``piece_tokens`` tokens.
 
-    A piece never spans a blank line (paragraph break); a unit above ``piece_tokens`` stays alone.
+    A piece never spans a blank line (paragraph break), except that a heading line (Markdown ``#``
+    or WikiText ``= … =``) joins the text after it; a unit above ``piece_tokens`` stays alone.
 
     Example:
         >>> text = "A b. C d.\\n\\nE f."
         >>> pack_pieces(text, [(0, 4), (5, 9), (11, 15)], [2, 2, 2], 4)
         [(0, 9), (11, 15)]
+        >>> pack_pieces("# Title\\n\\nBody.", [(0, 7), (9, 14)], [2, 2], 4)
+        [(0, 14)]
     """
     pieces: list[tuple[int, int]] = []
     start = end = -1
     running = 0
     for (s, e), c in zip(units, unit_tokens):
-        if start >= 0 and running + c <= piece_tokens and "\n\n" not in text[end:s]:
+        barrier = "\n\n" in text[end:s] and not _HEADING.match(text[start:end])
+        if start >= 0 and running + c <= piece_tokens and not barrier:
             end, running = e, running + c
             continue
         if start >= 0:

@@ -49,6 +49,8 @@ def test_pack_pieces_respects_size_and_paragraphs():
     assert pack_pieces(text, units, [2, 2, 2, 2], 4) == [(0, 9), (11, 20)]
     assert pack_pieces(text, units, [2, 2, 2, 2], 3) == [(0, 4), (5, 9), (11, 15), (16, 20)]
     assert pack_pieces(text, units, [9, 1, 1, 1], 4) == [(0, 4), (5, 9), (11, 20)]
+    heading = "= = Early life = =\n\nShe was born. She grew up."
+    assert pack_pieces(heading, [(0, 18), (20, 33), (34, 45)], [6, 4, 4], 12) == [(0, 33), (34, 45)]
 
 
 def test_groups_follow_topics():
