@@ -23,8 +23,10 @@ Example:
 from __future__ import annotations
 
 import bisect
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Literal, Protocol
+
+import numpy as np
 
 LengthUnit = Literal["tokens", "words", "characters"]
 LENGTH_UNITS: tuple[str, ...] = ("tokens", "words", "characters")
@@ -54,6 +56,43 @@ def measure_spans(
             raise ValueError("measure_spans(unit='tokens') needs a tokenizer")
         return list(tokenizer.count_many(pieces)) if pieces else []
     raise ValueError(f"unknown length unit {unit!r}; allowed: {', '.join(LENGTH_UNITS)}")
+
+
+class SpanCounter:
+    """Token counts of spans of one text, from a single tokenisation of the whole text.
+
+    When the tokenizer offers exact token spans (``tokenizer.spans(text)``, the MiniLM WordPiece
+    tokenizer does), a span's count is the number of tokens starting inside it, which is exact when
+    both ends are clean cuts (between sentences they are); spans with an unclean end, and tokenizers
+    without exact spans, are counted by re-tokenising their text with ``count_many``.
+
+    Example:
+        >>> from ragkit.text.tokenizers import get_tokenizer
+        >>> text = "Hello tokenization! Bye now."
+        >>> SpanCounter(text, get_tokenizer("minilm"))([(0, 19), (20, 28), (0, 28)])
+        [4, 3, 7]
+    """
+
+    def __init__(self, text: str, tokenizer: TokenCounter) -> None:
+        self.text = text
+        self.tokenizer = tokenizer
+        spans = getattr(tokenizer, "spans", None)
+        token_spans = spans(text) if spans is not None and text else None
+        self._spans = token_spans if token_spans is not None and token_spans.exact else None
+
+    def __call__(self, spans: Sequence[tuple[int, int]]) -> list[int]:
+        if not spans:
+            return []
+        if self._spans is None:
+            return measure_spans(self.text, spans, "tokens", self.tokenizer)
+        starts = np.fromiter((s for s, _ in spans), dtype=np.int64, count=len(spans))
+        ends = np.fromiter((e for _, e in spans), dtype=np.int64, count=len(spans))
+        counts = (self._spans.index(ends) - self._spans.index(starts)).astype(np.int64)
+        unclean = np.flatnonzero(~(self._spans.clean(starts) & self._spans.clean(ends)))
+        if unclean.size:
+            fixed = self.tokenizer.count_many([self.text[spans[i][0]:spans[i][1]] for i in unclean.tolist()])
+            counts[unclean] = fixed
+        return counts.tolist()
 
 
 def merge_spans(
@@ -158,17 +197,20 @@ def cap_spans(
     max_tokens: int,
     tokenizer: TokenCounter,
     counts: Sequence[int] | None = None,
+    counter: Callable[[Sequence[tuple[int, int]]], list[int]] | None = None,
 ) -> tuple[list[tuple[int, int]], list[int]]:
     """Enforce the hard cap: every returned span has at most ``max_tokens`` tokens.
 
     A span above the cap is re-packed greedily from the sentences it contains (``sentences`` are the
     document's sentence spans, sorted); a sentence above the cap is cut at token boundaries with
     :func:`split_at_tokens`. Spans within the cap are returned unchanged. Returns the spans and their
-    token counts (``counts`` may pass the counts of ``spans`` when already known). Counting is batched
-    over all spans (three ``count_many`` calls in all, whatever the number of spans).
+    token counts (``counts`` may pass the counts of ``spans`` when already known). Counting goes
+    through ``counter`` (default: :class:`SpanCounter`), batched over all spans.
     """
+    if counter is None:
+        counter = SpanCounter(text, tokenizer)
     if counts is None:
-        counts = measure_spans(text, spans, "tokens", tokenizer)
+        counts = counter(spans)
     over = [k for k, c in enumerate(counts) if c > max_tokens]
     if not over:
         return list(spans), list(counts)
@@ -181,7 +223,7 @@ def cap_spans(
         parts = [(max(s, start), min(e, end)) for s, e in sentences[lo:hi] if min(e, end) > max(s, start)]
         inner[k] = parts or [(start, end)]
     flat = [p for k in over for p in inner[k]]
-    flat_counts = dict(zip(flat, measure_spans(text, flat, "tokens", tokenizer)))
+    flat_counts = dict(zip(flat, counter(flat)))
     packed: dict[int, tuple[list[tuple[int, int]], list[tuple[int, int]]]] = {}
     for k in over:
         pieces: list[tuple[int, int]] = []
@@ -193,10 +235,10 @@ def cap_spans(
             else:
                 cut = split_at_tokens(text, s, e, max_tokens, tokenizer)
                 pieces.extend(cut)
-                piece_counts.extend(measure_spans(text, cut, "tokens", tokenizer))
+                piece_counts.extend(counter(cut))
         packed[k] = (merge_spans(pieces, piece_counts, max_tokens), pieces)
     all_packed = [p for k in over for p in packed[k][0]]
-    packed_counts = dict(zip(all_packed, measure_spans(text, all_packed, "tokens", tokenizer)))
+    packed_counts = dict(zip(all_packed, counter(all_packed)))
     out_spans: list[tuple[int, int]] = []
     out_counts: list[int] = []
     over_set = set(over)
@@ -214,7 +256,7 @@ def cap_spans(
             else:  # additive counts under-estimated a joined span: fall back to its pieces
                 sub = [p for p in pieces if p[0] >= s and p[1] <= e]
                 out_spans.extend(sub)
-                out_counts.extend(measure_spans(text, sub, "tokens", tokenizer))
+                out_counts.extend(counter(sub))
     return out_spans, out_counts
 
 
@@ -237,12 +279,13 @@ def finish_spans(
     """
     trimmed = [_trim(text, s, e) for s, e in spans]
     spans = [(s, e) for s, e in trimmed if e > s]
+    counter = SpanCounter(text, tokenizer)
     counts: list[int] | None = None
     if max_tokens is not None:
-        spans, counts = cap_spans(text, spans, sentences, max_tokens, tokenizer)
+        spans, counts = cap_spans(text, spans, sentences, max_tokens, tokenizer, counter=counter)
     if target_length is not None:
         if length_unit == "tokens":
-            lengths = counts if counts is not None else measure_spans(text, spans, "tokens", tokenizer)
+            lengths = counts if counts is not None else counter(spans)
             token_counts = lengths
         else:
             lengths = measure_spans(text, spans, length_unit)
@@ -250,7 +293,7 @@ def finish_spans(
         spans = merge_spans(spans, lengths, target_length, token_counts=token_counts, max_tokens=max_tokens)
         counts = None
     if counts is None:
-        counts = measure_spans(text, spans, "tokens", tokenizer)
+        counts = counter(spans)
     if max_tokens is not None and any(c > max_tokens for c in counts):
-        spans, counts = cap_spans(text, spans, sentences, max_tokens, tokenizer, counts)
+        spans, counts = cap_spans(text, spans, sentences, max_tokens, tokenizer, counts, counter)
     return spans, counts

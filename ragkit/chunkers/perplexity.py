@@ -14,8 +14,10 @@ windowing; this module maps tokens back to sentences and decides boundaries.
 
 from __future__ import annotations
 
+import contextvars
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Annotated, Any, ClassVar, Literal
 
 import numpy as np
@@ -32,6 +34,10 @@ from ragkit.text.tokenizers import TokenizerName
 from ragkit.types import Chunk, Document
 
 MinimaRule = Literal["either", "both"]
+
+#: A backend call takes the documents gathered so far once they hold this many characters (~32k
+#: tokens, several full windows), so the next documents' CPU work overlaps the model's.
+GROUP_CHARS = 1 << 17
 
 #: ``max_context`` asked for on the single-pass path: "all preceding tokens". Backends cap it at what
 #: the model supports (``TransformersLLM``: ``max_position_embeddings - 1``), so a document longer than
@@ -375,39 +381,74 @@ class PerplexityChunker(Chunker):
             return self._dynamic.find(nll)
         return find_minima(nll, self.threshold, self.minima_rule)
 
-    def score(self, docs: Sequence[Document], sentences: Sequence[Sequence[tuple[int, int]]]) -> list[np.ndarray]:
-        """Per-sentence mean NLL for each document, several documents per backend call."""
+    def _score_group(self, docs: Sequence[Document], sentences: Sequence[Sequence[tuple[int, int]]],
+                     indices: list[int], max_context: int) -> dict[int, np.ndarray]:
+        """One backend call for the documents ``indices``: their per-sentence mean NLL."""
+        segments = [[docs[i].text[s:e] for s, e in sentences[i]] for i in indices]
+        if len(indices) == 1:
+            results = [self._llm.token_logprobs(segments[0], max_context)]
+        else:
+            results = self._llm.token_logprobs_batch(segments, max_context)
+        out = {}
+        for i, logprobs in zip(indices, results):
+            if len(logprobs) != len(sentences[i]):
+                raise CapabilityError(
+                    f"{type(self._llm).__name__}.token_logprobs returned {len(logprobs)} segments for "
+                    f"{len(sentences[i])} sentences; the backend breaks the token_logprobs contract"
+                )
+            out[i] = sentence_nll(logprobs)
+        return out
+
+    def scored(self, docs: Sequence[Document]) -> Iterator[tuple[int, list[tuple[int, int]], np.ndarray]]:
+        """``(index, sentence spans, per-sentence mean NLL)`` for each document, in document order.
+
+        Documents needing the same ``max_context`` are scored together, up to ``batch_documents``
+        (or about :data:`GROUP_CHARS` characters) per backend call. The calls run one after another in
+        a worker thread while this thread splits the next documents and the caller finishes the
+        scored ones, so CPU work overlaps the model. Usage is recorded in the caller's scopes.
+        """
         self.warm_up()
-        out: list[np.ndarray | None] = [None] * len(docs)
-        groups: dict[int, list[int]] = {}
-        for i, (doc, spans) in enumerate(zip(docs, sentences)):
-            if len(spans) <= 2:  # no sentence can be a boundary: skip the model entirely
-                out[i] = np.full(len(spans), np.nan)
-                continue
-            groups.setdefault(self.context_for(doc.text), []).append(i)
-        pending = sum(len(v) for v in groups.values())
+        sentences: list[list[tuple[int, int]]] = [[] for _ in docs]
+        future_of: dict[int, Future] = {}
+        pending: dict[int, list[int]] = {}
+        pending_chars: dict[int, int] = {}
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ragkit-ppl")
+
+        def submit(context: int) -> None:
+            indices = pending.pop(context)
+            pending_chars.pop(context)
+            run = contextvars.copy_context().run  # usage scopes follow the call into the worker
+            future = pool.submit(run, self._score_group, docs, sentences, indices, context)
+            for i in indices:
+                future_of[i] = future
+
         if self.show_progress is None:
-            disable: bool | None = True if pending < 2 else None  # None: tqdm shows it on a terminal only
+            disable: bool | None = True if len(docs) < 2 else None  # None: tqdm shows it on a terminal only
         else:
             disable = not self.show_progress
-        with tqdm(total=pending, unit="doc", desc="perplexity chunking", disable=disable) as bar:
-            for max_context, indices in groups.items():
-                for k in range(0, len(indices), self.batch_documents):
-                    batch = indices[k : k + self.batch_documents]
-                    segments = [[docs[i].text[s:e] for s, e in sentences[i]] for i in batch]
-                    if len(batch) == 1:
-                        results = [self._llm.token_logprobs(segments[0], max_context)]
-                    else:
-                        results = self._llm.token_logprobs_batch(segments, max_context)
-                    for i, logprobs in zip(batch, results):
-                        if len(logprobs) != len(sentences[i]):
-                            raise CapabilityError(
-                                f"{type(self._llm).__name__}.token_logprobs returned {len(logprobs)} segments for "
-                                f"{len(sentences[i])} sentences; the backend breaks the token_logprobs contract"
-                            )
-                        out[i] = sentence_nll(logprobs)
-                    bar.update(len(batch))
-        return [o if o is not None else np.zeros(0) for o in out]
+        try:
+            for i, doc in enumerate(docs):
+                sentences[i] = self.sentences(doc.text)
+                if len(sentences[i]) <= 2:  # no sentence can be a boundary: skip the model entirely
+                    continue
+                context = self.context_for(doc.text)
+                pending.setdefault(context, []).append(i)
+                pending_chars[context] = pending_chars.get(context, 0) + len(doc.text)
+                if len(pending[context]) >= self.batch_documents or pending_chars[context] >= GROUP_CHARS:
+                    submit(context)
+            for context in list(pending):
+                submit(context)
+            with tqdm(total=len(docs), unit="doc", desc="perplexity chunking", disable=disable) as bar:
+                for i in range(len(docs)):
+                    nll = future_of[i].result()[i] if i in future_of else np.full(len(sentences[i]), np.nan)
+                    yield i, sentences[i], nll
+                    bar.update(1)
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def score(self, docs: Sequence[Document]) -> list[np.ndarray]:
+        """Per-sentence mean NLL (nats) of each document (see :meth:`scored`)."""
+        return [nll for _, _, nll in self.scored(docs)]
 
     def spans_from_scores(self, doc: Document, sentences: Sequence[tuple[int, int]], nll: np.ndarray) -> list[Chunk]:
         """Boundary rule, chunk assembly, cap and merge for one scored document."""
@@ -426,9 +467,7 @@ class PerplexityChunker(Chunker):
         return self._chunk_all([doc])[0]
 
     def _chunk_all(self, docs: Sequence[Document]) -> list[list[Chunk]]:
-        sentences = [self.sentences(doc.text) for doc in docs]
-        scores = self.score(docs, sentences)
-        return [self.spans_from_scores(doc, sents, nll) for doc, sents, nll in zip(docs, sentences, scores)]
+        return [self.spans_from_scores(docs[i], sents, nll) for i, sents, nll in self.scored(docs)]
 
     def chunk_many(self, docs: Iterable[Document]) -> list[list[Chunk]]:
         """Chunk several documents, scoring them together (``batch_documents`` per backend call).

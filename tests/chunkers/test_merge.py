@@ -136,3 +136,18 @@ def test_merge_properties(lengths: list[int], target: int):
         if len(inside) > 1:
             assert sum(lengths[i] for i in inside) <= target
     assert position == len(spans)
+
+
+def test_span_counter_matches_retokenising(chroma_texts):
+    import numpy as np
+
+    from ragkit.chunkers._merge import SpanCounter
+    from ragkit.text.tokenizers import get_tokenizer
+
+    tok = get_tokenizer("minilm")
+    text = chroma_texts["wikitexts"][:20000]
+    rng = np.random.default_rng(0)
+    cuts = np.sort(rng.integers(0, len(text), size=(300, 2)), axis=1)
+    spans = [(int(a), int(b)) for a, b in cuts if b > a]  # many cut inside words: recounted exactly
+    assert SpanCounter(text, tok)(spans) == tok.count_many([text[a:b] for a, b in spans])
+    assert SpanCounter(text, TOK)(spans) == [len(text[a:b].split()) for a, b in spans]

@@ -380,3 +380,22 @@ def test_real_model_long_leval_document_window_path(smollm):
     _check_chunks(doc, chunks, 256)
     assert all("heading_path" in c.metadata for c in chunks)
     assert 60 < np.mean([c.token_count for c in chunks]) <= 200  # merged towards the 200-token target
+
+
+def test_usage_reaches_the_callers_scope_from_the_scoring_thread():
+    from ragkit.usage import usage_scope
+
+    docs = [sentences_doc(6), sentences_doc(8)]
+    with usage_scope() as usage:
+        PerplexityChunker(llm=FakeLLM(), splitter="regex", batch_documents=1).chunk_many(docs)
+    assert usage.llm_calls == 2 and usage.prompt_tokens > 0
+
+
+def test_backend_errors_propagate_from_the_scoring_thread():
+    class Boom(ScriptedNLL):
+        def token_logprobs_batch(self, documents, max_context=None):
+            raise RuntimeError("device on fire")
+
+    with pytest.raises(RuntimeError, match="device on fire"):
+        PerplexityChunker(llm=Boom(nll=lambda s: 1.0), splitter="regex", batch_documents=1).chunk_many(
+            [sentences_doc(5), sentences_doc(6), sentences_doc(7)])
