@@ -23,12 +23,39 @@ from retrieval_corpus import build, from_texts  # same folder (run as a script)
 from ragkit.retrievers.bm25 import BM25Retriever, Tokenizer, _BM25SEngine
 
 
+def time_builders(chunks: list) -> None:
+    """Index build from identical token ids, min of 3 (robust to a shared machine's noise)."""
+    from ragkit.retrievers.bm25 import _RankBM25Engine, score_matrix
+
+    r = BM25Retriever(engine="bm25s", show_progress=False).index(chunks)
+    docs = r.doc_terms()
+    timings = {}
+    for name, builder in (
+        ("ragkit vectorised (scipy sparse) -> bm25s matrix",
+         lambda: score_matrix(r.terms_, r.offsets_, len(r.vocab_), r.k1, r.b)),
+        ("bm25s's own builder", lambda: _BM25SEngine.build_native(docs, len(r.vocab_), r.k1, r.b)),
+        ("rank_bm25 (reference)", lambda: _RankBM25Engine(docs, r.k1, r.b)),
+    ):
+        runs = []
+        for _ in range(3):
+            t0 = time.perf_counter()
+            builder()
+            runs.append(time.perf_counter() - t0)
+        timings[name] = min(runs)
+        print(f"build from token ids, {name:<48} {min(runs):6.2f} s (min of 3)")
+    base = timings["rank_bm25 (reference)"]
+    for name, seconds in timings.items():
+        print(f"  {name:<48} {base / seconds:5.1f}x rank_bm25")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--n", type=int, default=100_000)
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--texts", help="chunk texts from retrieval_corpus.py --texts-out (no datasets needed)")
     parser.add_argument("--questions", help="questions JSON list (with --texts)")
+    parser.add_argument("--builders", action="store_true",
+                        help="only time the three index builders on the same token ids (min of 3 runs)")
     args = parser.parse_args()
 
     t0 = time.perf_counter()
@@ -44,6 +71,9 @@ def main() -> None:
     tokenise_s = time.perf_counter() - t0
     print(f"tokenising alone (shared by both engines): {tokenise_s:.2f} s")
 
+    if args.builders:
+        time_builders(chunks)
+        return
     results = {}
     position = {id(c): i for i, c in enumerate(chunks)}  # by object: duplicate texts share a chunk id
     for engine in ("rank_bm25", "bm25s"):
