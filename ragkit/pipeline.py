@@ -62,6 +62,7 @@ class Pipeline:
         self._stages: dict[str, Any] = {}
         self.retriever_: Any = None
         self.stage_usage: dict[str, Usage] = {}
+        self.data_root: str | Path | None = None  # explicit data root (``--data-root``), beats $RAGKIT_DATA
         set_default_cache_mode(self.config["cache"]["mode"])
 
     # ----------------------------------------------------------------- construction
@@ -182,8 +183,14 @@ class Pipeline:
         """Documents from ``sources`` (paths, globs, Documents) or from the config's corpus section."""
         from ragkit.loaders import load_corpus
 
-        return load_corpus(self.config["corpus"] if sources is None else sources, base_dir=self.base_dir,
-                           data_root=self.config.get("data_root"))
+        spec = self.config["corpus"] if sources is None else sources
+        data_root = None
+        if isinstance(spec, Mapping) and spec.get("dataset"):
+            from ragkit.eval.datasets import resolve_data_root
+
+            # precedence: explicit (self.data_root, e.g. --data-root) > $RAGKIT_DATA > config data_root > default
+            data_root = resolve_data_root(self.data_root, self.config.get("data_root"))
+        return load_corpus(spec, base_dir=self.base_dir, data_root=data_root)
 
     def index(self, sources: Iterable[str | Path | Document] | None = None, *, rebuild: bool = False) -> IndexReport:
         """Run the index phase: load, chunk, enrich, embed, index and persist (incrementally)."""
