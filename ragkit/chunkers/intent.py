@@ -55,7 +55,11 @@ IntentSource = Literal["llm", "random", "given"]
 Profile = Literal["paper", "reference_code"]
 
 #: Bump when the prompt or schema changes: it is part of the LLM cache key.
-PROMPT_VERSION = "idc-intents@1"
+PROMPT_VERSION = "idc-intents@2"
+#: Longest question accepted (characters); the token budget per request is sized from it.
+MAX_INTENT_CHARS = 160
+#: Completion tokens allowed per requested question, plus a fixed allowance for the JSON frame.
+TOKENS_PER_INTENT, TOKENS_FRAME = 64, 48
 
 INTENT_SYSTEM = "You read documents and list the questions their readers will ask."
 
@@ -104,7 +108,7 @@ def intent_schema(n: int) -> dict[str, Any]:
         "properties": {
             "questions": {
                 "type": "array",
-                "items": {"type": "string", "minLength": 8, "maxLength": 300},
+                "items": {"type": "string", "minLength": 8, "maxLength": MAX_INTENT_CHARS},
                 "minItems": 1,
                 "maxItems": int(n),
             }
@@ -133,7 +137,7 @@ def parse_intents(text: str) -> list[str]:
     for item in data:
         if not isinstance(item, str):
             continue
-        question = " ".join(item.split())[:300]
+        question = " ".join(item.split())[:MAX_INTENT_CHARS]
         key = question.lower()
         if len(question.split()) < 2 or key in seen:
             continue
@@ -492,7 +496,7 @@ class IntentChunker(Chunker):
             part = "the whole" if len(windows) == 1 else f"part {k + 1} of {len(windows)}"
             requests.append(_request(
                 user=INTENT_PROMPT.format(part=part, text=body, n=n), system=INTENT_SYSTEM,
-                max_tokens=40 * n + 32, temperature=self.temperature, seed=self.seed, json_schema=intent_schema(n),
+                max_tokens=TOKENS_PER_INTENT * n + TOKENS_FRAME, temperature=self.temperature, seed=self.seed, json_schema=intent_schema(n),
             ))
         return requests
 
@@ -515,16 +519,21 @@ class IntentChunker(Chunker):
                   disable=self._progress_disabled(len(requests))) as bar:
             for i in range(0, len(requests), self.llm_batch_size):
                 batch = requests[i : i + self.llm_batch_size]
+                outcomes: list[Any]
                 try:
-                    completions = self._llm.generate(batch)
+                    if hasattr(self._llm, "generate_outcomes"):  # CachedLLM: failures in place, per window
+                        outcomes = list(self._llm.generate_outcomes(batch))
+                    else:
+                        outcomes = list(self._llm.generate(batch))
                 except StructuredOutputError as exc:
-                    log.warning("IDC: intent generation failed for windows %d-%d: %s", i, i + len(batch) - 1, exc)
-                    failed += len(batch)
-                    bar.update(len(batch))
-                    continue
-                for completion in completions:
+                    outcomes = [exc] * len(batch)
+                for outcome in outcomes:
+                    if isinstance(outcome, StructuredOutputError):
+                        failed += 1
+                        log.warning("IDC: intent generation failed for a window: %s", outcome)
+                        continue
                     try:
-                        intents.extend(parse_intents(completion.text))
+                        intents.extend(parse_intents(outcome.text))
                     except ValueError as exc:
                         failed += 1
                         log.warning("IDC: unusable intent answer skipped: %s", exc)
@@ -546,7 +555,8 @@ class IntentChunker(Chunker):
         candidates = [i for i, (s, e) in enumerate(units) if len(doc.text[s:e].split()) >= 4] or list(range(len(units)))
         rng = seeded_rng("idc-random-intents", doc.id, self.seed)
         picked = sorted(rng.choice(len(candidates), size=min(total, len(candidates)), replace=False).tolist())
-        return [" ".join(doc.text[units[candidates[i]][0] : units[candidates[i]][1]].split())[:300] for i in picked]
+        return [" ".join(doc.text[units[candidates[i]][0] : units[candidates[i]][1]].split())[:MAX_INTENT_CHARS]
+                for i in picked]
 
     def given_intents(self, doc: Document) -> list[str]:
         """Given intents for ``doc``: the shared list, or the entry for its ``source_id``."""

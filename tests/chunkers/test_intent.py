@@ -107,7 +107,7 @@ def test_requests_are_schema_constrained_versioned_and_capped_per_window():
         assert request.json_schema["properties"]["questions"]["maxItems"] <= 9
         body = request.messages[-1]["content"].split("<document>\n", 1)[1].split("\n</document>", 1)[0]
         assert len(body) <= 12000 and body in text
-        assert getattr(request, "template_version", "idc-intents@1") == "idc-intents@1"
+        assert getattr(request, "template_version", "idc-intents@2") == "idc-intents@2"
 
 
 # ----------------------------------------------------------------------------------- behaviour
