@@ -294,6 +294,20 @@ def gpu_run(args: argparse.Namespace) -> dict[str, Any]:
     jobs, scored = plan_raw(llm, docs, chunker)
     processed = sum(len(w) for w, _ in jobs)
     result["tokens_scored"], result["tokens_processed"], result["windows"] = scored, processed, len(jobs)
+    if args.authors:  # the authors' procedure on the same model, one document at a time
+        try:
+            authors_chunk(llm.model_, llm.tokenizer_, docs[0].text[:20000], args.device, args.splitter)  # warm-up
+            synchronize(args.device)
+            start = time.perf_counter()
+            n_chunks = sum(len(authors_chunk(llm.model_, llm.tokenizer_, d.text, args.device, args.splitter))
+                           for d in docs)
+            synchronize(args.device)
+            result["authors_s"] = round(time.perf_counter() - start, 3)
+            result["authors_chunks"] = n_chunks
+            log(f"authors' procedure: {result['authors_s']} s, {n_chunks} chunks")
+        except Exception as exc:  # report and go on with the batch sizes
+            result["authors_error"] = repr(exc)[:500]
+            log(f"authors' procedure failed: {exc!r}")
     for batch_size in args.batch_sizes:
         # one backend, its batch limits changed between runs (the model stays loaded)
         llm.batch_size = batch_size
@@ -311,6 +325,8 @@ def gpu_run(args: argparse.Namespace) -> dict[str, Any]:
                "tokens_per_s": round(scored / best_chunker), "processed_tokens_per_s": round(processed / best_chunker),
                "raw_tokens_per_s": round(scored / best_raw), "overhead_ratio": round(best_raw / best_chunker, 3),
                "docs_per_s": round(len(docs) / best_chunker, 3), "chunks": sum(map(len, chunks))}
+        if "authors_s" in result:
+            row["speedup_vs_authors"] = round(result["authors_s"] / best_chunker, 2)
         if args.device.startswith("cuda"):
             row["peak_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 1)
             torch.cuda.reset_peak_memory_stats()
@@ -348,7 +364,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-context", type=int, default=8192)
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--splitter", default="nupunkt")
-    parser.add_argument("--skip-authors", action="store_true")
+    parser.add_argument("--skip-authors", action="store_true", help="CPU mode: skip the authors' procedure")
+    parser.add_argument("--authors", action="store_true", help="GPU mode: also time the authors' procedure")
     parser.add_argument("--data-root")
     parser.add_argument("--assets", help="folder made by --prepare-assets (GPU machine)")
     parser.add_argument("--prepare-assets", metavar="DIR")
