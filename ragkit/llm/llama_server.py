@@ -8,7 +8,7 @@ avoid the AMX SIGILL on some VMs, see OFFLINE.md) or ``pip install 'ragkit[llama
 One model instance serves either chat or embeddings, so embeddings get their own instance
 (``embedding=True``, mean pooling forced with a GGUF key override because SmolLM2 declares none).
 llama.cpp's server handles one request at a time per process; ``workers > 1`` runs several server
-processes on one port (uvicorn workers), so concurrent requests really run in parallel.
+processes on one port (one SO_REUSEPORT socket each), so concurrent requests really run in parallel.
 
 Command line (serves the packaged SmolLM2 GGUF by default)::
 
@@ -86,6 +86,7 @@ class LlamaServer:
         self.model_alias = model_alias
         self.log_path = Path(log_path) if log_path else None
         self.process: subprocess.Popen[bytes] | None = None
+        self._children: list[subprocess.Popen[bytes]] = []
         self._config: Path | None = None
 
     @property
@@ -116,21 +117,47 @@ class LlamaServer:
             return self
         self._config = self._config_file()
         env = dict(os.environ, CONFIG_FILE=str(self._config))
-        if self.workers > 1:
-            command = [sys.executable, "-m", "uvicorn", "--factory", "llama_cpp.server.app:create_app",
-                       "--host", "127.0.0.1", "--port", str(self.port), "--workers", str(self.workers),
-                       "--log-level", "warning"]
-        else:
-            command = [sys.executable, "-m", "llama_cpp.server", "--config_file", str(self._config)]
         if self.log_path is None:
             self.log_path = Path(tempfile.mkstemp(prefix="ragkit-llama-", suffix=".log")[1])
         log = self.log_path.open("wb")
-        self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env,
-                                        start_new_session=True)
-        log.close()
         _STARTED.append(self)
+        try:
+            if self.workers > 1:
+                self._start_workers(env, log)
+            else:
+                command = [sys.executable, "-m", "llama_cpp.server", "--config_file", str(self._config)]
+                self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env,
+                                                start_new_session=True)
+        except BaseException:
+            self.stop()
+            raise
+        finally:
+            log.close()
         self._wait_ready(timeout_s)
         return self
+
+    def _start_workers(self, env: dict[str, str], log: Any) -> None:
+        """``workers`` independent server processes, each with its own SO_REUSEPORT socket on the port.
+
+        The kernel spreads new connections over the sockets, so concurrent requests reach different
+        processes (uvicorn's own ``--workers`` share one socket, and one busy process can accept them all).
+        """
+        for index in range(self.workers):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            sock.bind(("127.0.0.1", self.port))
+            sock.listen(64)
+            command = [sys.executable, "-m", "uvicorn", "--factory", "llama_cpp.server.app:create_app",
+                       "--fd", str(sock.fileno()), "--log-level", "warning"]
+            group: dict[str, Any] = ({"process_group": 0} if index == 0
+                                     else {"process_group": self.process.pid})  # type: ignore[union-attr]
+            child = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env,
+                                     pass_fds=(sock.fileno(),), **group)
+            sock.close()
+            if index == 0:
+                self.process = child
+            self._children.append(child)
 
     def _wait_ready(self, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
@@ -156,18 +183,20 @@ class LlamaServer:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
     def stop(self) -> None:
-        """Stop the server (its whole process group: uvicorn workers included)."""
+        """Stop the server (its whole process group: every worker process included)."""
         process, self.process = self.process, None
-        if process is not None and process.poll() is None:
+        children, self._children = self._children, []
+        if process is not None:
             try:
                 os.killpg(process.pid, signal.SIGTERM)
             except ProcessLookupError:
                 pass
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=10)
+            for child in children or [process]:
+                try:
+                    child.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    child.kill()
+                    child.wait(timeout=10)
         if self._config is not None:
             self._config.unlink(missing_ok=True)
             self._config = None

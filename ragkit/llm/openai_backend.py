@@ -13,10 +13,12 @@
   JSON), ``off`` (the prompt alone asks for JSON; the caching wrapper still validates and retries).
 - ``next_token_probs`` (``output_logprobs: true``): one-token request with ``top_logprobs``; a candidate
   absent from the server's top list gets probability 0 (a lower bound).
-- ``token_logprobs`` (``prompt_logprobs: true``, for servers whose completions endpoint honours
-  ``echo=True`` with ``logprobs``, such as llama.cpp's and vLLM's; OpenAI's hosted chat models do
-  not): the server tokenises the concatenated text; each token is assigned to the segment where it
-  starts; long texts are re-scored in windows cut at token boundaries (see ``token_logprobs``).
+- ``token_logprobs`` (``prompt_logprobs: true``, for servers whose completions endpoint returns
+  correct prompt logprobs with ``echo=True``, such as vLLM's; OpenAI's hosted chat models do not, and
+  llama-cpp-python's server (0.3.36) shifts them by one token: it scores token i with the distribution
+  that predicts token i+1, so leave it off there and use the ``llama_cpp`` backend): the server
+  tokenises the concatenated text; each token is assigned to the segment where it starts; long texts
+  are re-scored in windows cut at token boundaries (see ``token_logprobs``).
 
 Example:
     >>> llm = OpenAILLM(base_url="http://127.0.0.1:8765/v1", model="smollm2", prompt_logprobs=True)  # doctest: +SKIP
