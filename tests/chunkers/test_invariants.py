@@ -125,3 +125,28 @@ def test_every_builtin_chunker_is_covered():
     from ragkit._builtins import BUILTINS
 
     assert set(BUILTINS["chunker"]) <= set(CHUNKERS)
+
+
+BASELINE_SMALL = [
+    ("token", {"max_tokens": 8}),
+    ("token", {"max_tokens": 8, "overlap_tokens": 3}),
+    ("sentence", {"max_tokens": 8}),
+    ("sentence", {"max_tokens": 12, "target_tokens": 6, "overlap_tokens": 2}),
+    ("paragraph", {"max_tokens": 8}),
+    ("recursive", {"max_tokens": 8}),
+    ("recursive", {"max_tokens": 10, "overlap_tokens": 4, "splitter": "regex"}),
+    ("structure", {"max_tokens": 8}),
+    ("semantic", {"max_tokens": 8, "breakpoint_percentile": 50.0, "min_tokens": 3}),
+    ("recursive", {"max_tokens": 16, "tokenizer": "cl100k"}),
+]
+
+
+@pytest.mark.parametrize(("name", "params"), BASELINE_SMALL, ids=[f"{n}-{i}" for i, (n, _p) in enumerate(BASELINE_SMALL)])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(text=TEXTS)
+def test_baseline_chunkers_at_small_caps(name: str, params: dict[str, Any], text: str):
+    """Small caps force every level of the cascade, cuts inside words and the exact-count repair."""
+    chunker = build_with_fakes("chunker", name, **params)
+    doc = Document.from_text(text)
+    chunks = chunker.chunk(doc)
+    check_invariants(chunker, doc, chunks, params["max_tokens"])
