@@ -94,9 +94,14 @@ def cmd_export(args: argparse.Namespace) -> None:
     chunkers = {}
     for variant in exp.variants:  # one chunker per base variant name (the view does not change chunks)
         chunkers.setdefault(variant.name.split("@")[0], variant)
+    written_docs: set[str] = set()
     with open(out, "w", encoding="utf-8") as handle:
         for spec in exp.datasets:
             dataset = load_dataset(spec["name"], subset=spec["subset"])
+            for doc in dataset.documents:
+                if doc.id not in written_docs:
+                    written_docs.add(doc.id)
+                    handle.write(json.dumps({"doc": doc.to_dict()}, ensure_ascii=False) + "\n")
             for name, variant in chunkers.items():
                 pipe = Pipeline.from_config(load_config(exp.variant_config(variant)))
                 enricher = pipe.enrichers[0]
@@ -107,8 +112,8 @@ def cmd_export(args: argparse.Namespace) -> None:
                         if key in seen:
                             continue
                         seen.add(key)
-                        handle.write(json.dumps({"key": key, "chunker": name, "doc": doc.to_dict(),
-                                                 "chunk": chunk.to_dict()}, ensure_ascii=False) + "\n")
+                        handle.write(json.dumps({"key": key, "chunker": name, "chunk": chunk.to_dict()},
+                                                ensure_ascii=False) + "\n")
     print(json.dumps({"unique_prompts": len(seen), "chunks_per_chunker": counts, "out": str(out)}))
 
 
@@ -127,14 +132,21 @@ def cmd_generate(args: argparse.Namespace) -> None:
     from ragkit.types import Chunk, Document
 
     start = time.perf_counter()
-    rows = _read_jsonl(Path(args.input))
+    records = _read_jsonl(Path(args.input))
+    all_docs = {r["doc"]["id"]: Document.from_dict(r["doc"]) for r in records if "doc" in r}
+    rows = [r for r in records if "key" in r]
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     done = set()
     for path in [out, *map(Path, args.done or [])]:
         if path.is_file():
             done |= {r["key"] for r in _read_jsonl(path)}
-    todo = [r for r in rows if r["key"] not in done]
+    keyer = LLMMetadataEnricher(llm="unused", profile="compact")
+    unique: dict[str, dict[str, Any]] = {}
+    for r in rows:  # keys are recomputed: an edited prompt template gives new keys for the same chunks
+        chunk = Chunk.from_dict(r["chunk"])
+        unique.setdefault(keyer.prompt_key(chunk, all_docs[chunk.doc_id]), r)
+    todo = [{**r, "key": key} for key, r in unique.items() if key not in done]
     if args.limit:
         todo = todo[: args.limit]
     print(f"{len(rows)} exported, {len(done)} done, {len(todo)} to generate", file=sys.stderr, flush=True)
@@ -150,8 +162,8 @@ def cmd_generate(args: argparse.Namespace) -> None:
             print("time budget reached; rerun to continue", file=sys.stderr)
             break
         part = todo[i: i + args.slice]
-        docs = {r["doc"]["id"]: Document.from_dict(r["doc"]) for r in part}
         chunks = [Chunk.from_dict(r["chunk"]) for r in part]
+        docs = {c.doc_id: all_docs[c.doc_id] for c in chunks}
         t0 = time.perf_counter()
         import warnings
 

@@ -70,13 +70,9 @@ from ragkit.types import Chunk, Document, sha256_hex
 #: The metadata prompt. Bump the version whenever the wording changes (it is part of the cache key).
 METADATA_PROMPT = PromptTemplate(
     "llm_metadata",
-    1,
-    system="You write metadata for passages of documents. Answer with one JSON object and nothing else.",
-    text=(
-        "{context}Passage:\n\"\"\"\n{text}\n\"\"\"\n\n"
-        "Describe the passage with these fields:\n{fields}\n\n"
-        "Use words from the passage. Answer with one JSON object with exactly these keys: {keys}."
-    ),
+    2,
+    system="You write metadata for a passage of a document. Answer with one JSON object only.",
+    text="{context}Passage:\n\"\"\"\n{text}\n\"\"\"\n\nJSON fields ({keys}):\n{fields}",
 )
 
 #: Follow-up turn used when an answer was invalid (same template family, versioned with it).
@@ -167,7 +163,7 @@ class LLMMetadataEnricher(Enricher):
             >>> doc = Document.from_text("Cats purr.", {"title": "Cats"})
             >>> req = LLMMetadataEnricher(llm=FakeLLM(), profile="compact").request_for(Chunk.from_span(doc, 0, 10, 3), doc)
             >>> req.template_version, req.max_tokens, "Document: Cats" in req.messages[-1]["content"]
-            ('llm_metadata@1', 96, True)
+            ('llm_metadata@2', 96, True)
         """
         context = ""
         if self.include_context:

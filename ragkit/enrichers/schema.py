@@ -167,21 +167,22 @@ class MetadataField:
         return out
 
     def prompt_line(self) -> str:
-        """How the field is explained to the model (one line)."""
-        what = self.description
-        if self.type == "enum":
-            shape = "one of " + ", ".join(self.values)
-        elif self.type == "list" and self.values:
-            shape = f"a list of up to {self.max_items or len(self.values)} of " + ", ".join(self.values)
-        elif self.type == "list":
-            limit = f"up to {self.max_items} " if self.max_items else ""
-            size = f" (each at most {self.max_length} characters)" if self.max_length else ""
-            shape = f"a list of {limit}short strings{size}"
-        elif self.type == "string":
-            shape = f"text of at most {self.max_length} characters" if self.max_length else "text"
-        else:
-            shape = {"bool": "true or false", "int": "an integer", "number": "a number"}[self.type]
-        return f"- {self.name}: {what + '; ' if what else ''}{shape}"
+        """How the field is explained to the model (one short line; limits are enforced by the decoder).
+
+        Example:
+            >>> MetadataField("kind", "enum", ("A", "B"), description="what it is").prompt_line()
+            '- kind: what it is (one of A|B)'
+        """
+        what = self.description or self.name.replace("_", " ")
+        if self.type == "enum" or (self.type == "list" and self.values):
+            many = f"up to {self.max_items or len(self.values)} of " if self.type == "list" else "one of "
+            return f"- {self.name}: {what} ({many}{'|'.join(self.values)})"
+        if self.type == "list":
+            return f"- {self.name}: {what} (up to {self.max_items})" if self.max_items else f"- {self.name}: {what} (list)"
+        if self.type == "string":
+            return f"- {self.name}: {what}"
+        shape = {"bool": "true or false", "int": "integer", "number": "number"}[self.type]
+        return f"- {self.name}: {what} ({shape})"
 
     def normalise(self, value: Any) -> Any:
         """Light clean-up of a valid value: strip strings, drop empty and duplicate list items, cap lengths."""

@@ -49,7 +49,8 @@ def test_yaml_field_list_builds_schema_and_validates():
     value = schema.validate({"content_type": "Procedural", "keywords": [" a  b ", "A B", "c", "d"],
                              "audience": ["admin"], "has_code": False, "year": 2024, "title": "  x  "})
     assert value["keywords"] == ["a b", "c"] and value["title"] == "x"
-    assert "- title: a title; text of at most 20 characters" in schema.prompt_fields()
+    assert "- title: a title\n" in schema.prompt_fields() + "\n"
+    assert "- audience: audience (up to 2 of admin|user)" in schema.prompt_fields()
     with pytest.raises(ValueError, match="content_type: 'Essay' is not one of"):
         schema.validate({**value, "content_type": "Essay"})
     with pytest.raises(ValueError, match=r"missing field\(s\) \['year'\]"):
