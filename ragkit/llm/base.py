@@ -370,8 +370,12 @@ class TokenScoringMixin:
         jobs: list[tuple[int, Window]] = []
         window_tokens: list[list[int]] = []
         keep_from: list[int] = []
+        flat_segments = [s for segments in documents for s in segments]
+        all_pieces = self._encode_segments(flat_segments) if flat_segments else []  # one call for all documents
+        cursor = 0
         for d, segments in enumerate(documents):
-            pieces = self._encode_segments(list(segments))
+            pieces = all_pieces[cursor: cursor + len(segments)]
+            cursor += len(segments)
             ids = [t for p in pieces for t in p]
             encoded.append((ids, [len(p) for p in pieces]))
             for w in plan_windows(len(ids), context, self.window_stride):

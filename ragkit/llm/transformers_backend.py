@@ -91,6 +91,7 @@ class TransformersLLM(TokenScoringMixin, LLMBackend):
         use_chat_template: bool = True,
         trust_remote_code: bool = False,
         attn_implementation: str | None = None,
+        repetition_penalty: Annotated[float, Field(ge=1.0)] = 1.0,
         num_threads: Annotated[int, Field(gt=0)] | None = None,
         price_per_1k: dict[str, float] | None = None,
         show_progress: bool | None = None,
@@ -107,10 +108,34 @@ class TransformersLLM(TokenScoringMixin, LLMBackend):
         self.use_chat_template = use_chat_template
         self.trust_remote_code = trust_remote_code
         self.attn_implementation = attn_implementation
+        self.repetition_penalty = repetition_penalty
         self.num_threads = num_threads
         self.price_per_1k = price_per_1k
         self.show_progress = show_progress
         self._tokenizer_data: Any = None
+
+    @classmethod
+    def from_objects(cls, hf_model: Any, tokenizer: Any, **params: Any) -> TransformersLLM:
+        """Wrap an already-loaded ``transformers`` model and tokenizer (Python API; no loading).
+
+        ``hf_model`` stays on its device and dtype; ``params`` are the usual constructor parameters
+        (``model=`` names it in cache keys).
+
+        Example:
+            >>> llm = TransformersLLM.from_objects(my_model, my_tokenizer, model="my-finetune@v3")  # doctest: +SKIP
+        """
+        first = next(hf_model.parameters())
+        params.setdefault("model", getattr(hf_model.config, "_name_or_path", None) or type(hf_model).__name__)
+        params.setdefault("device", str(first.device))
+        params.setdefault("dtype", str(first.dtype).replace("torch.", ""))
+        llm = cls(**params)
+        llm.device_ = str(first.device)
+        llm.dtype_ = params["dtype"]
+        llm.tokenizer_ = tokenizer
+        llm.model_ = hf_model.eval()
+        llm._finish_load()
+        llm.__dict__["_warmed"] = True
+        return llm
 
     # ----------------------------------------------------------------- loading
     def _resolve_device(self) -> str:
@@ -144,6 +169,7 @@ class TransformersLLM(TokenScoringMixin, LLMBackend):
             "window_stride": self.window_stride,
             "constrained_json": self.constrained_json,
             "use_chat_template": self.use_chat_template,
+            "repetition_penalty": self.repetition_penalty,
         }
 
     def _load(self) -> None:
@@ -171,6 +197,10 @@ class TransformersLLM(TokenScoringMixin, LLMBackend):
             ) from exc
         self.model_.to(self.device_)
         self.model_.eval()
+        self._finish_load()
+        log.info("loaded %s on %s (%s) in %.1f s", self.model, self.device_, self.dtype_, time.perf_counter() - start)
+
+    def _finish_load(self) -> None:
         tok = self.tokenizer_
         if tok.pad_token_id is None:
             tok.pad_token = tok.eos_token
@@ -187,7 +217,6 @@ class TransformersLLM(TokenScoringMixin, LLMBackend):
         decoder = self.model_.get_decoder() if hasattr(self.model_, "get_decoder") else None
         plain_head = not any(getattr(config, k, None) for k in _SOFTCAP_KEYS)
         self.decoder_ = decoder if decoder is not None and decoder is not self.model_ and plain_head else None
-        log.info("loaded %s on %s (%s) in %.1f s", self.model, self.device_, self.dtype_, time.perf_counter() - start)
 
     # ----------------------------------------------------------------- tokens
     def _encode_segment(self, text: str) -> list[int]:
@@ -279,7 +308,8 @@ class TransformersLLM(TokenScoringMixin, LLMBackend):
                 tgt_t = torch.cat(targets).to(self.device_)
                 selected = hidden[row_t, col_t]
                 values = torch.empty(selected.shape[0], dtype=torch.float32, device=self.device_)
-                chunk = max(1, (1 << 26) // max(1, self.vocab_size_))  # ~256 MB of fp32 logits per chunk
+                budget = 1 << (29 if str(self.device_).startswith("cuda") else 26)  # fp32 logits per chunk
+                chunk = max(1, budget // max(1, self.vocab_size_))
                 for s in range(0, selected.shape[0], chunk):
                     part = selected[s: s + chunk]
                     logits = (head(part) if head is not None else part).float()
@@ -437,6 +467,7 @@ class TransformersLLM(TokenScoringMixin, LLMBackend):
             temperature=temperature if temperature > 0 else None,
             top_k=0 if temperature > 0 else None,
             top_p=1.0 if temperature > 0 else None,
+            repetition_penalty=self.repetition_penalty if self.repetition_penalty != 1.0 else None,
             pad_token_id=self.pad_id_,
             eos_token_id=self.eos_ids_,
         )
