@@ -44,7 +44,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--corpus", default="chatlogs")
     parser.add_argument("--sources", default="llm,oracle,random")
-    parser.add_argument("--max-tokens", type=int, default=256)
+    parser.add_argument("--max-tokens", type=int, default=254)
     parser.add_argument("--target-tokens", type=int, default=128)
     parser.add_argument("--save", type=Path, default=None, help="write the per-source summaries as JSON here")
     args = parser.parse_args()

@@ -47,14 +47,14 @@ def main() -> None:
     chunkers = {
         "fixed": registry.create("chunker", "token", max_tokens=200),
         "paragraph": registry.create("chunker", "paragraph", max_tokens=254),
-        "cluster": ClusterChunker(embedder=embedder, max_tokens=256, target_tokens=200),
+        "cluster": ClusterChunker(embedder=embedder, max_tokens=254, target_tokens=200),
         "intent-oracle": IntentChunker(embedder=embedder, intent_source="given", intents_dataset="qasper_sample",
-                                       max_tokens=256, target_tokens=200),
-        "intent-random": IntentChunker(embedder=embedder, intent_source="random", max_tokens=256, target_tokens=200),
+                                       max_tokens=254, target_tokens=200),
+        "intent-random": IntentChunker(embedder=embedder, intent_source="random", max_tokens=254, target_tokens=200),
     }
     if args.llm:
         chunkers["intent-smollm2"] = IntentChunker(embedder=embedder, llm=resolve_backend("default", "llm"),
-                                                   max_tokens=256, target_tokens=200, show_progress=True)
+                                                   max_tokens=254, target_tokens=200, show_progress=True)
     questions = [q for q in dataset.questions if q.gold_spans]
     print(f"qasper_sample dev: {len(dataset.documents)} papers, {len(dataset.questions)} questions, "
           f"{len(questions)} with paragraph evidence (others left out)")
