@@ -22,15 +22,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
+from pydantic import Field
 
 from ragkit.chunkers.base import Chunker, trim_span
 from ragkit.errors import ConfigError, DocumentError
 from ragkit.stage import collaborator_params, validate_params
-from ragkit.text.sentences import split_sentences
-from ragkit.text.tokenizers import Tokenizer, get_tokenizer
+from ragkit.text.sentences import SentenceSplitter, split_sentences
+from ragkit.text.tokenizers import Tokenizer, TokenizerName, get_tokenizer
 from ragkit.types import Chunk, Document
 
 BLANK_LINE = re.compile(r"\n[ \t\r\f\v]*\n\s*")
@@ -371,3 +372,29 @@ class TokenizedChunker(Chunker):
 
     def _finalize(self, doc: Document, view: TokenView, spans: Sequence[Span]) -> list[Chunk]:
         return finalize(doc, view, spans, self.max_tokens)  # type: ignore[attr-defined]
+
+
+class PackingChunker(TokenizedChunker):
+    """Shared constructor of the chunkers that pack pieces (sentence, paragraph, recursive, structure).
+
+    Parameters: ``max_tokens`` (hard cap), ``target_tokens`` (pack up to this; default ``max_tokens``),
+    ``overlap_tokens`` (trailing pieces repeated in the next chunk), ``splitter`` (sentence splitter),
+    ``tokenizer`` (``minilm`` or ``cl100k``).
+    """
+
+    def __init__(
+        self,
+        *,
+        max_tokens: Annotated[int, Field(gt=0)] = 256,
+        target_tokens: Annotated[int, Field(gt=0)] | None = None,
+        overlap_tokens: Annotated[int, Field(ge=0)] = 0,
+        splitter: SentenceSplitter = "nupunkt",
+        tokenizer: TokenizerName = "minilm",
+    ) -> None:
+        self.max_tokens = max_tokens
+        self.target_tokens = target_tokens
+        self.overlap_tokens = overlap_tokens
+        self.splitter = splitter
+        self.tokenizer = tokenizer
+        check_params(self, max_tokens=max_tokens, target_tokens=target_tokens, overlap_tokens=overlap_tokens)
+

@@ -2,24 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from pydantic import Field
-
 from ragkit.chunkers._split import (
     BLANK_LINE,
     CascadePacker,
+    PackingChunker,
     RegexCuts,
     SentenceCuts,
-    TokenizedChunker,
-    check_params,
 )
-from ragkit.text.sentences import SentenceSplitter
-from ragkit.text.tokenizers import TokenizerName
 from ragkit.types import Chunk, Document
 
 
-class ParagraphChunker(TokenizedChunker):
+class ParagraphChunker(PackingChunker):
     """Greedily pack consecutive paragraphs (blocks separated by blank lines) up to ``target_tokens``.
 
     ``target_tokens`` defaults to ``max_tokens``. A paragraph longer than ``max_tokens`` is split
@@ -32,22 +25,6 @@ class ParagraphChunker(TokenizedChunker):
         >>> [c.text for c in ParagraphChunker(max_tokens=8).chunk(doc)]
         ['First paragraph.\\n\\nSecond one.', 'A third, longer paragraph here.']
     """
-
-    def __init__(
-        self,
-        *,
-        max_tokens: Annotated[int, Field(gt=0)] = 256,
-        target_tokens: Annotated[int, Field(gt=0)] | None = None,
-        overlap_tokens: Annotated[int, Field(ge=0)] = 0,
-        splitter: SentenceSplitter = "nupunkt",
-        tokenizer: TokenizerName = "minilm",
-    ) -> None:
-        self.max_tokens = max_tokens
-        self.target_tokens = target_tokens
-        self.overlap_tokens = overlap_tokens
-        self.splitter = splitter
-        self.tokenizer = tokenizer
-        check_params(self, max_tokens=max_tokens, target_tokens=target_tokens, overlap_tokens=overlap_tokens)
 
     def _chunk(self, doc: Document) -> list[Chunk]:
         view = self._view(doc)

@@ -2,27 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from pydantic import Field
-
 from ragkit.chunkers._split import (
     BLANK_LINE,
     LINE,
     CascadePacker,
     FixedCuts,
+    PackingChunker,
     RegexCuts,
     SentenceCuts,
-    TokenizedChunker,
-    check_params,
 )
 from ragkit.text.headings import find_headings
-from ragkit.text.sentences import SentenceSplitter
-from ragkit.text.tokenizers import TokenizerName
 from ragkit.types import Chunk, Document
 
 
-class RecursiveChunker(TokenizedChunker):
+class RecursiveChunker(PackingChunker):
     """Split at the coarsest separator that works, pack the pieces, recurse into pieces above the cap.
 
     The cascade: headings (the document's ``metadata["headings"]``, else Markdown/WikiText heading
@@ -38,22 +31,6 @@ class RecursiveChunker(TokenizedChunker):
         >>> [c.text for c in RecursiveChunker(max_tokens=8).chunk(doc)]
         ['# Title\\n\\nIntro text here.', '## Part\\n\\nMore text.']
     """
-
-    def __init__(
-        self,
-        *,
-        max_tokens: Annotated[int, Field(gt=0)] = 256,
-        target_tokens: Annotated[int, Field(gt=0)] | None = None,
-        overlap_tokens: Annotated[int, Field(ge=0)] = 0,
-        splitter: SentenceSplitter = "nupunkt",
-        tokenizer: TokenizerName = "minilm",
-    ) -> None:
-        self.max_tokens = max_tokens
-        self.target_tokens = target_tokens
-        self.overlap_tokens = overlap_tokens
-        self.splitter = splitter
-        self.tokenizer = tokenizer
-        check_params(self, max_tokens=max_tokens, target_tokens=target_tokens, overlap_tokens=overlap_tokens)
 
     def _chunk(self, doc: Document) -> list[Chunk]:
         view = self._view(doc)

@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from pydantic import Field
-
-from ragkit.chunkers._split import CascadePacker, FixedCuts, TokenizedChunker, check_params
-from ragkit.text.sentences import SentenceSplitter, split_sentences
-from ragkit.text.tokenizers import TokenizerName
+from ragkit.chunkers._split import CascadePacker, FixedCuts, PackingChunker
+from ragkit.text.sentences import split_sentences
 from ragkit.types import Chunk, Document
 
 
-class SentenceChunker(TokenizedChunker):
+class SentenceChunker(PackingChunker):
     """Greedily pack consecutive whole sentences while the chunk stays within ``target_tokens``.
 
     ``target_tokens`` defaults to ``max_tokens``. A sentence longer than ``max_tokens`` is split at
@@ -26,22 +21,6 @@ class SentenceChunker(TokenizedChunker):
         >>> [c.text for c in SentenceChunker(max_tokens=10).chunk(doc)]
         ['Paris is in France. Rome is in Italy.', 'Berlin is in Germany.']
     """
-
-    def __init__(
-        self,
-        *,
-        max_tokens: Annotated[int, Field(gt=0)] = 256,
-        target_tokens: Annotated[int, Field(gt=0)] | None = None,
-        overlap_tokens: Annotated[int, Field(ge=0)] = 0,
-        splitter: SentenceSplitter = "nupunkt",
-        tokenizer: TokenizerName = "minilm",
-    ) -> None:
-        self.max_tokens = max_tokens
-        self.target_tokens = target_tokens
-        self.overlap_tokens = overlap_tokens
-        self.splitter = splitter
-        self.tokenizer = tokenizer
-        check_params(self, max_tokens=max_tokens, target_tokens=target_tokens, overlap_tokens=overlap_tokens)
 
     def _chunk(self, doc: Document) -> list[Chunk]:
         view = self._view(doc)

@@ -2,30 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from pydantic import Field
-
 from ragkit.chunkers._split import (
     BLANK_LINE,
     LINE,
     CascadePacker,
+    PackingChunker,
     RegexCuts,
     SentenceCuts,
     Span,
-    TokenizedChunker,
-    check_params,
 )
 from ragkit.chunkers.base import heading_path_at
 from ragkit.text.headings import find_headings
-from ragkit.text.sentences import SentenceSplitter
-from ragkit.text.tokenizers import TokenizerName
 from ragkit.types import Chunk, Document
 
 Heading = tuple[int, int, int, str]
 
 
-class StructureChunker(TokenizedChunker):
+class StructureChunker(PackingChunker):
     """One chunk per section of the heading tree, splitting only sections that do not fit.
 
     Headings come from ``metadata["headings"]`` (Markdown ``#``/setext, WikiText ``= = X = =`` and
@@ -46,22 +39,6 @@ class StructureChunker(TokenizedChunker):
         [('= Film = \\n Intro .', ['Film']), ('= = Plot = = \\n A story .', ['Film', 'Plot']),
          ('= = Cast = = \\n Actors .', ['Film', 'Cast'])]
     """
-
-    def __init__(
-        self,
-        *,
-        max_tokens: Annotated[int, Field(gt=0)] = 256,
-        target_tokens: Annotated[int, Field(gt=0)] | None = None,
-        overlap_tokens: Annotated[int, Field(ge=0)] = 0,
-        splitter: SentenceSplitter = "nupunkt",
-        tokenizer: TokenizerName = "minilm",
-    ) -> None:
-        self.max_tokens = max_tokens
-        self.target_tokens = target_tokens
-        self.overlap_tokens = overlap_tokens
-        self.splitter = splitter
-        self.tokenizer = tokenizer
-        check_params(self, max_tokens=max_tokens, target_tokens=target_tokens, overlap_tokens=overlap_tokens)
 
     def _chunk(self, doc: Document) -> list[Chunk]:
         text = doc.text
