@@ -117,8 +117,9 @@ class CachedLLM(LLMBackend):
             return self.store
         return default_cache(self.mode)
 
-    def _key(self, method: str, payload: Any) -> str:
-        return sha256_hex(CACHE_SCHEMA_VERSION, self.inner.identity, method, payload)
+    def _key(self, method: str, payload: Any, identity: Any = None) -> str:
+        identity = self.inner.identity if identity is None else identity
+        return sha256_hex(CACHE_SCHEMA_VERSION, identity, method, payload)
 
     def _call(self, fn: Callable[[], Any], n_requests: int) -> Any:
         start = time.perf_counter()
@@ -158,7 +159,8 @@ class CachedLLM(LLMBackend):
         completions are cached and returned)."""
         requests = list(requests)
         store = self._cache()
-        keys = [self._key("generate", r.to_dict()) for r in requests]
+        identity = self.inner.identity
+        keys = [self._key("generate", r.to_dict(), identity) for r in requests]
         cacheable = [_deterministic(r) for r in requests]
         found = self._hits(store, [k for k, ok in zip(keys, cacheable) if ok])
         results: list[Completion | StructuredOutputError | None] = [None] * len(requests)
@@ -240,7 +242,9 @@ class CachedLLM(LLMBackend):
         self, documents: Sequence[Sequence[str]], max_context: int | None = None
     ) -> list[list[np.ndarray]]:
         store = self._cache()
-        keys = [self._key("token_logprobs", {"segments": list(doc), "max_context": max_context}) for doc in documents]
+        identity = self.inner.identity
+        keys = [self._key("token_logprobs", {"segments": list(doc), "max_context": max_context}, identity)
+                for doc in documents]
         found = self._hits(store, keys)
         results: list[list[np.ndarray] | None] = [
             _decode_arrays(found[k]) if k in found else None for k in keys
@@ -260,8 +264,9 @@ class CachedLLM(LLMBackend):
 
     def next_token_probs(self, prompts: Sequence[str | GenerationRequest], candidates: Sequence[str]) -> np.ndarray:
         store = self._cache()
+        identity = self.inner.identity
         keys = [self._key("next_token_probs", {"prompt": p.to_dict() if isinstance(p, GenerationRequest) else p,
-                                               "candidates": list(candidates)}) for p in prompts]
+                                               "candidates": list(candidates)}, identity) for p in prompts]
         found = self._hits(store, keys)
         out = np.zeros((len(prompts), len(candidates)), dtype=np.float64)
         missing = []
