@@ -164,18 +164,26 @@ def timed(fn: Any) -> float:
     return time.perf_counter() - start
 
 
-def compare(llm: Any, documents: list[list[str]], max_context: int, rounds: int) -> dict[str, Any]:
+def compare(llm: Any, documents: list[list[str]], max_context: int, rounds: int,
+            others: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Median seconds of ragkit vs the raw reference (and ``others``), rounds interleaved."""
     raw, tokens = raw_reference(llm, documents, max_context)
     ours = lambda: llm.token_logprobs_batch(documents, max_context)  # noqa: E731
-    ours()
-    raw()                                                            # warm-up (kernels, allocator)
-    t_ours, t_raw = [], []
+    candidates = {"raw": raw, "ragkit": ours, **(others or {})}
+    for fn in candidates.values():
+        fn()                                                         # warm-up (kernels, allocator, caches)
+    times: dict[str, list[float]] = {name: [] for name in candidates}
     for _ in range(rounds):
-        t_raw.append(timed(raw))
-        t_ours.append(timed(ours))
-    m_ours, m_raw = statistics.median(t_ours), statistics.median(t_raw)
-    return {"tokens": tokens, "ragkit_s": m_ours, "raw_s": m_raw, "ragkit_tok_s": tokens / m_ours,
-            "raw_tok_s": tokens / m_raw, "ratio": m_raw / m_ours}
+        for name, fn in candidates.items():
+            times[name].append(timed(fn))
+    medians = {name: statistics.median(t) for name, t in times.items()}
+    result = {"tokens": tokens, "ragkit_s": medians["ragkit"], "raw_s": medians["raw"],
+              "ragkit_tok_s": tokens / medians["ragkit"], "raw_tok_s": tokens / medians["raw"],
+              "ratio": medians["raw"] / medians["ragkit"]}
+    for name in others or {}:
+        result[f"{name}_s"] = medians[name]
+        result[f"{name}_tok_s"] = tokens / medians[name]
+    return result
 
 
 # --------------------------------------------------------------------------- modes
@@ -217,50 +225,68 @@ def scoring(args: argparse.Namespace) -> dict[str, Any]:
         llm.warm_up()
         documents = chroma_documents(args.docs, args.seq_len, llm.tokenizer_)
         label = f"smollm2-135m-instruct ({llm.dtype_}, {llm.device_})"
+        others = llama_cpp_scorer(documents, args)
         for b in batch_sizes:
             llm.batch_size, llm.max_batch_tokens = b, b * args.seq_len
-            rows.append({"backend": "transformers", "batch_size": b, **compare(llm, documents, args.seq_len - 1,
-                                                                                args.rounds)})
-        extra = {"llama_cpp": llama_cpp_scoring(documents, args)}
+            rows.append({"backend": "transformers", "batch_size": b,
+                         **compare(llm, documents, args.seq_len - 1, args.rounds, others)})
+        extra = {}
     print(f"\nLM scoring throughput: {label}; {len(documents)} documents of <= {args.seq_len} tokens, "
           f"median of {args.rounds} rounds\n")
     print("| batch | tokens | ragkit tok/s | raw forward tok/s | ragkit / raw |\n|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['batch_size']} | {r['tokens']} | {r['ragkit_tok_s']:,.0f} | {r['raw_tok_s']:,.0f} | "
               f"{r['ratio']:.3f} |")
-    if extra.get("llama_cpp"):
-        lc = extra["llama_cpp"]
-        print(f"\nllama.cpp in-process (Q4_1 GGUF, one sequence at a time): {lc['tok_s']:,.0f} tok/s "
-              f"({lc['tokens']} tokens in {lc['seconds']:.2f} s); transformers best / llama.cpp = "
-              f"{max(r['ragkit_tok_s'] for r in rows) / lc['tok_s']:.2f}")
+    if rows and "llama_cpp_tok_s" in rows[0]:
+        print("\n| batch | llama.cpp in-process tok/s (Q4_1 GGUF, one sequence at a time) | transformers / llama.cpp |"
+              "\n|---|---|---|")
+        for r in rows:
+            print(f"| {r['batch_size']} | {r['llama_cpp_tok_s']:,.0f} | {r['ragkit_tok_s'] / r['llama_cpp_tok_s']:.2f} |")
     return {"mode": "scoring", "model": label, "seq_len": args.seq_len, "docs": len(documents), "rows": rows,
             **extra, "machine": machine()}
 
 
-def llama_cpp_scoring(documents: list[list[str]], args: argparse.Namespace) -> dict[str, Any] | None:
+def llama_cpp_scorer(documents: list[list[str]], args: argparse.Namespace) -> dict[str, Any]:
+    """``{"llama_cpp": fn}`` scoring the same documents in-process with llama.cpp, when it is installed."""
     try:
         import llama_cpp  # noqa: F401
     except ImportError:
-        print("llama-cpp-python not installed: skipping the llama.cpp comparison (scripts/build_llama_cpp.sh)")
-        return None
+        print("llama-cpp-python not installed: no llama.cpp comparison (run scripts/build_llama_cpp.sh)")
+        return {}
     from ragkit.llm.llama_cpp_backend import LlamaCppLLM
 
     llm = LlamaCppLLM(n_ctx=args.seq_len + 8, n_threads=args.threads or None)
     llm.warm_up()
-    llm.token_logprobs_batch(documents[:1], args.seq_len - 1)
-    times = []
-    for _ in range(args.rounds):
-        times.append(timed(lambda: llm.token_logprobs_batch(documents, args.seq_len - 1)))
-    tokens = llm.last_scoring_stats["tokens_processed"]
-    seconds = statistics.median(times)
-    return {"tokens": tokens, "seconds": seconds, "tok_s": tokens / seconds}
+    return {"llama_cpp": lambda: llm.token_logprobs_batch(documents, args.seq_len - 1)}
+
+
+def chroma_passages(n: int, chars: int = 600) -> list[str]:
+    """``n`` passages of about ``chars`` characters, evenly spread over the five chroma corpora."""
+    root = Path(os.environ.get("RAGKIT_DATA") or REPO.parent / "shared" / "datasets") / "chroma_chunking_eval"
+    names = ("chatlogs", "finance", "pubmed", "state_of_the_union", "wikitexts")
+    passages = []
+    for k, name in enumerate(names):
+        text = (root / f"{name}.md").read_text(encoding="utf-8")
+        count = n // len(names) + (1 if k < n % len(names) else 0)
+        step = max(1, (len(text) - chars) // max(1, count))
+        for i in range(count):
+            start = text.find(" ", i * step) + 1
+            end = text.rfind(" ", start, start + chars)
+            passages.append(text[start: end if end > start else start + chars].strip())
+    return passages
 
 
 def json_validity(args: argparse.Namespace) -> dict[str, Any]:
-    """Valid-JSON rate of metadata extraction over chroma chunks: constrained vs free decoding, one attempt."""
+    """Valid-JSON rate of metadata extraction over chroma passages (SmolLM2-135M).
+
+    Constrained decoding vs free decoding, each through ``CachedLLM`` (cache off): the first-attempt
+    rate, and the rate after the wrapper's retries with the validation error (``structured_retries=2``).
+    """
     import torch
 
-    from ragkit.llm.base import GenerationRequest, validation_error
+    from ragkit.errors import StructuredOutputError
+    from ragkit.llm.base import GenerationRequest
+    from ragkit.llm.cached import CachedLLM
     from ragkit.llm.transformers_backend import TransformersLLM
 
     if args.threads:
@@ -268,45 +294,41 @@ def json_validity(args: argparse.Namespace) -> dict[str, Any]:
     schema = {
         "type": "object",
         "properties": {
-            "title": {"type": "string", "maxLength": 80},
+            "title": {"type": "string", "maxLength": 60},
             "content_type": {"type": "string", "enum": ["narrative", "data", "dialogue", "reference", "other"]},
-            "keywords": {"type": "array", "items": {"type": "string", "maxLength": 30}, "maxItems": 5},
+            "keywords": {"type": "array", "items": {"type": "string", "maxLength": 24}, "maxItems": 4},
             "year": {"anyOf": [{"type": "integer"}, {"type": "null"}]},
         },
         "required": ["title", "content_type", "keywords", "year"],
     }
-    root = Path(os.environ.get("RAGKIT_DATA") or REPO.parent / "shared" / "datasets") / "chroma_chunking_eval"
-    chunks = []
-    for name in ("chatlogs", "finance", "pubmed", "state_of_the_union", "wikitexts"):
-        text = (root / f"{name}.md").read_text(encoding="utf-8")
-        paragraphs = [p.strip() for p in re.split(r"\n\s*\n", text) if 200 < len(p.strip())]
-        step = max(1, len(paragraphs) // (args.n // 5 + 1))
-        chunks += [p[:700] for p in paragraphs[::step][: args.n // 5]]
-    chunks = chunks[: args.n]
+    passages = chroma_passages(args.n)
     prompt = ("Extract metadata from this passage as JSON with keys title, content_type (narrative, data, "
-              "dialogue, reference or other), keywords (up to 5) and year (or null).\n\nPassage:\n{text}")
-    requests = [GenerationRequest.chat(prompt.format(text=c), json_schema=schema, max_tokens=args.max_tokens)
-                for c in chunks]
+              "dialogue, reference or other), keywords (up to 4) and year (or null).\n\nPassage:\n{text}")
+    requests = [GenerationRequest.chat(prompt.format(text=p), json_schema=schema, max_tokens=args.max_tokens)
+                for p in passages]
     results = {}
-    for constrained in (True, False):
-        llm = TransformersLLM(device=args.device, num_threads=args.threads, constrained_json=constrained,
-                              batch_size=args.batch_size)
+    modes = [True] if args.constrained_only else [True, False]
+    for constrained in modes:
+        inner = TransformersLLM(device=args.device, num_threads=args.threads, constrained_json=constrained,
+                                batch_size=args.batch_size)
+        llm = CachedLLM(inner=inner, mode="off", structured_retries=2)
         start = time.perf_counter()
-        completions = llm.generate(requests)
+        outcomes = llm.generate_outcomes(requests)
         seconds = time.perf_counter() - start
-        errors = [validation_error(c.text, schema) for c in completions]
-        valid = sum(e is None for e in errors)
-        results["constrained" if constrained else "free"] = {
-            "valid": valid, "n": len(requests), "rate": valid / len(requests), "seconds": seconds,
-            "completion_tokens": sum(c.completion_tokens for c in completions),
-            "first_errors": [e for e in errors if e][:3]}
-        print(f"{'constrained' if constrained else 'free':>11}: {valid}/{len(requests)} valid JSON "
-              f"({valid / len(requests):.0%}) in {seconds:.0f} s", flush=True)
-    print("\n| decoding | valid JSON (schema) | seconds |\n|---|---|---|")
+        first = sum(1 for o in outcomes if not isinstance(o, StructuredOutputError) and "attempts" not in o.extra)
+        final = sum(1 for o in outcomes if not isinstance(o, StructuredOutputError))
+        name = "constrained" if constrained else "free"
+        results[name] = {"n": len(requests), "first_attempt_valid": first, "valid_after_retries": final,
+                         "seconds": seconds, "backend_requests": llm.backend_requests,
+                         "errors": [str(o)[:200] for o in outcomes if isinstance(o, StructuredOutputError)][:3]}
+        print(f"{name:>11}: first attempt {first}/{len(requests)}, after retries {final}/{len(requests)} "
+              f"({llm.backend_requests} requests, {seconds:.0f} s)", flush=True)
+    print("\n| decoding | valid JSON, first attempt | valid after <= 2 retries | requests | seconds |\n|---|---|---|---|---|")
     for name, r in results.items():
-        print(f"| {name} | {r['valid']}/{r['n']} ({r['rate']:.0%}) | {r['seconds']:.0f} |")
-    return {"mode": "json", "model": "smollm2-135m-instruct", "max_tokens": args.max_tokens, **results,
-            "machine": machine()}
+        print(f"| {name} | {r['first_attempt_valid']}/{r['n']} | {r['valid_after_retries']}/{r['n']} | "
+              f"{r['backend_requests']} | {r['seconds']:.0f} |")
+    return {"mode": "json", "model": "smollm2-135m-instruct", "max_tokens": args.max_tokens, "schema": schema,
+            **results, "machine": machine()}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -323,6 +345,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--n", type=int, default=100, help="json mode: number of prompts")
     parser.add_argument("--max-tokens", type=int, default=96, help="json mode: output budget per answer")
     parser.add_argument("--batch-size", type=int, default=8, help="json mode: generation batch size")
+    parser.add_argument("--constrained-only", action="store_true", help="json mode: skip free decoding")
     args = parser.parse_args(argv)
     result = json_validity(args) if args.mode == "json" else scoring(args)
     print("RESULT " + json.dumps(result, default=float))
