@@ -109,7 +109,7 @@ def test_timeout_raises_backend_timeout_error(llama_chat_server) -> None:
     llm = OpenAILLM(base_url=llama_chat_server.base_url, api_key_env=None, timeout=0.05, max_retries=1,
                     backoff_s=0.05)
     with pytest.raises(BackendTimeoutError, match=r"timed out after 0.05 s \(2 attempts\).*Raise `timeout`"):
-        llm.complete("Write a long story about the sea.", max_tokens=200)
+        llm.complete("Write a long story about the sea.", max_tokens=64)
 
 
 def test_missing_api_key_for_openai_itself_is_explained(monkeypatch: pytest.MonkeyPatch) -> None:
