@@ -266,7 +266,9 @@ class PerplexityChunker(Chunker):
         minima_rule: ``either`` = the authors' code rule (default; larger side drop ≥ θ, plus the
             right-plateau case); ``both`` = the paper's formula (both drops > θ). See :func:`find_minima`.
         dynamic_threshold: the authors' dynamic-θ variant (:class:`DynamicThreshold`); its state lives
-            on this instance and carries over from document to document in processing order.
+            on this instance and carries over from document to document in processing order, so a
+            document's chunks depend on the documents chunked before it (chunk caches keyed by
+            configuration and document, such as ``ragkit eval``'s, do not see that history).
         dynamic_warmup: number of recorded minima before the dynamic θ takes over (authors: 100).
         boundary_overlap: the authors' overlap variant: the minimum sentence ends its chunk *and*
             starts the next one.
