@@ -32,23 +32,28 @@ from ragkit.chunkers.base import Chunker, add_heading_paths
 from ragkit.chunkers.perplexity import resolve_llm, split_into_sentences
 from ragkit.errors import CapabilityError
 from ragkit.llm.base import NEXT_TOKEN_PROBS, GenerationRequest
+from ragkit.llm.prompts import PromptTemplate
 from ragkit.stage import LLMRef, validate_params
 from ragkit.text.sentences import SentenceSplitter
 from ragkit.text.tokenizers import TokenizerName
 from ragkit.types import Chunk, Document
 
-#: Version of the prompt below; part of every request (and so of the LLM cache key).
-PROMPT_VERSION = "meta-chunking-margin@1"
-SYSTEM_PROMPT = "You are a helpful assistant."
-#: Our wording of the authors' English question (same structure: the joined text, its two parts,
-#: option 1 = split, option 2 = keep, answer with the number).
-USER_TEMPLATE = (
-    "This is a text chunking task, and you are an expert in text analysis. Looking at the logical "
-    "structure and the meaning of the text below, pick one of two options.\n"
-    '1. Split "{joined}" into the two parts "{left}" and "{right}";\n'
-    '2. Keep "{joined}" together as it is;\n'
-    "Answer 1 or 2."
+#: The question, in our words after the authors' English prompt (same structure: the joined text,
+#: its two parts, option 1 = split, option 2 = keep, answer with the number). Its ``name@version``
+#: travels with every request (and so into the LLM cache key): bump the version when editing it.
+MARGIN_PROMPT = PromptTemplate(
+    name="meta-chunking-margin",
+    version=1,
+    system="You are a helpful assistant.",
+    text=(
+        "This is a text chunking task, and you are an expert in text analysis. Looking at the logical "
+        "structure and the meaning of the text below, pick one of two options.\n"
+        '1. Split "{joined}" into the two parts "{left}" and "{right}";\n'
+        '2. Keep "{joined}" together as it is;\n'
+        "Answer 1 or 2."
+    ),
 )
+PROMPT_VERSION = MARGIN_PROMPT.key
 SPLIT, KEEP = "1", "2"
 
 
@@ -60,8 +65,7 @@ def margin_prompt(left: str, right: str, joined: str) -> GenerationRequest:
         >>> req.messages[0]["content"], req.template_version
         ('You are a helpful assistant.', 'meta-chunking-margin@1')
     """
-    user = USER_TEMPLATE.format(joined=joined, left=left, right=right)
-    return GenerationRequest.chat(user, SYSTEM_PROMPT, max_tokens=1, template_version=PROMPT_VERSION)
+    return MARGIN_PROMPT.request(joined=joined, left=left, right=right, max_tokens=1)
 
 
 class RunningThreshold:

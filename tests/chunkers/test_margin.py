@@ -245,3 +245,12 @@ def chunker_sentences(doc: Document) -> list[tuple[int, int]]:
     from ragkit.chunkers.perplexity import split_into_sentences
 
     return split_into_sentences(doc.text)
+
+
+def test_prompt_keeps_braces_in_text_verbatim():
+    from ragkit.chunkers.margin import margin_prompt
+
+    req = margin_prompt('Use {"a": 1}.', "Then {left} stays.", 'Use {"a": 1}. Then {left} stays.')
+    user = req.messages[-1]["content"]
+    assert 'parts "Use {"a": 1}." and "Then {left} stays."' in user
+    assert req.max_tokens == 1 and req.messages[0]["content"] == "You are a helpful assistant."
