@@ -714,8 +714,18 @@ def render_markdown(exp: Experiment, tables: Mapping[str, str], datasets: Mappin
     return "\n".join(lines)
 
 
+def _plot_metrics(protocol: str, overall: Mapping[str, Any]) -> list[str]:
+    if protocol == "evidence":
+        ks = sorted(int(k.split("@")[1]) for k in overall if k.startswith("all@"))
+        mid = ks[len(ks) // 2] if ks else None
+        return [m for m in (f"all@{mid}", f"recall@{mid}", "mrr") if m in overall]
+    wanted = {"chroma": ["iou", "recall", "precision"], "budget": ["iou", "recall", "all_gold"],
+              "answer": ["f1", "em", "answer_in_context"]}.get(protocol, [])
+    return [m for m in wanted if m in overall]
+
+
 def write_plots(records: Sequence[Mapping[str, Any]], out_dir: Path) -> list[Path]:
-    """Quality vs mean chunk size and quality vs cost, one PNG each per protocol and partition."""
+    """Quality vs mean chunk size and quality vs cost: one PNG per protocol and partition, one row per metric."""
     # The object API: no pyplot state and no backend switch, so notebooks keep their inline backend.
     from matplotlib.figure import Figure
 
@@ -726,31 +736,29 @@ def write_plots(records: Sequence[Mapping[str, Any]], out_dir: Path) -> list[Pat
     for (ds, part), rows in groups.items():
         label = _slug(ds if part == "all" else f"{ds}-{part}")
         for protocol in rows[0]["protocols"]:
-            metric = {"chroma": "iou", "budget": "iou", "answer": "f1"}.get(protocol)
-            if protocol == "evidence":
-                ks = sorted(int(k.split("@")[1]) for k in rows[0]["protocols"]["evidence"]["overall"] if k.startswith("all@"))
-                metric = f"all@{ks[len(ks) // 2]}" if ks else "mrr"
-            second = {"chroma": "recall", "budget": "recall"}.get(protocol)
-            fig = Figure(figsize=(11, 4.2))
-            axes = fig.subplots(1, 2)
-            for ax, xkey, xlabel in ((axes[0], "mean_tokens", "mean chunk size (MiniLM tokens)"),
-                                     (axes[1], "index_seconds", "index time (s, first build)")):
-                for r in rows:
-                    overall = r["protocols"][protocol]["overall"]
-                    if metric not in overall:
-                        continue
-                    x = r["cost"][xkey]
-                    y = 100 * overall[metric]["mean"]
-                    ax.scatter([x], [y], s=36)
-                    ax.annotate(r["variant"], (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
-                    if second and second in overall:
-                        ax.scatter([x], [100 * overall[second]["mean"]], s=18, marker="x", color="gray")
-                ax.set_xlabel(xlabel)
-                ax.set_ylabel(f"{metric} %" + (f" (× = {second} %)" if second else ""))
-                ax.grid(alpha=0.3)
-            fig.suptitle(f"{protocol}: {ds}{'' if part == 'all' else '/' + part}")
+            metrics = _plot_metrics(protocol, rows[0]["protocols"][protocol]["overall"])
+            if not metrics:
+                continue
+            fig = Figure(figsize=(11, 3.2 * len(metrics)))
+            axes = fig.subplots(len(metrics), 2, squeeze=False)
+            for row, metric in enumerate(metrics):
+                for col, (xkey, xlabel) in enumerate((("mean_tokens", "mean chunk size (MiniLM tokens)"),
+                                                       ("index_seconds", "index time (s, first build)"))):
+                    ax = axes[row][col]
+                    for i, r in enumerate(rows):
+                        stat = r["protocols"][protocol]["overall"].get(metric)
+                        if not stat:
+                            continue
+                        x, y = r["cost"][xkey], (stat["mean"] if metric == "mrr" else 100 * stat["mean"])
+                        ax.scatter([x], [y], s=30, color=f"C{i % 10}")
+                        ax.annotate(r["variant"], (x, y), fontsize=7, xytext=(4, 4 if i % 2 else -9),
+                                    textcoords="offset points", color=f"C{i % 10}")
+                    ax.set_xlabel(xlabel)
+                    ax.set_ylabel(metric if metric == "mrr" else f"{metric} %")
+                    ax.grid(alpha=0.3)
+            fig.suptitle(f"protocol {protocol}: {ds}{'' if part == 'all' else '/' + part}")
             fig.tight_layout()
             path = out_dir / f"{label}-{protocol}.png"
-            fig.savefig(path, dpi=110)
+            fig.savefig(path, dpi=100)
             written.append(path)
     return written
