@@ -70,9 +70,9 @@ from ragkit.types import Chunk, Document, sha256_hex
 #: The metadata prompt. Bump the version whenever the wording changes (it is part of the cache key).
 METADATA_PROMPT = PromptTemplate(
     "llm_metadata",
-    2,
-    system="You write metadata for a passage of a document. Answer with one JSON object only.",
-    text="{context}Passage:\n\"\"\"\n{text}\n\"\"\"\n\nJSON fields ({keys}):\n{fields}",
+    3,
+    system="You label passages of documents with metadata. Answer with one JSON object only.",
+    text="{context}Passage:\n\"\"\"\n{text}\n\"\"\"\n\nDescribe this passage. Fields:\n{fields}",
 )
 
 #: Follow-up turn used when an answer was invalid (same template family, versioned with it).
@@ -163,7 +163,7 @@ class LLMMetadataEnricher(Enricher):
             >>> doc = Document.from_text("Cats purr.", {"title": "Cats"})
             >>> req = LLMMetadataEnricher(llm=FakeLLM(), profile="compact").request_for(Chunk.from_span(doc, 0, 10, 3), doc)
             >>> req.template_version, req.max_tokens, "Document: Cats" in req.messages[-1]["content"]
-            ('llm_metadata@2', 96, True)
+            ('llm_metadata@3', 96, True)
         """
         context = ""
         if self.include_context:
@@ -175,7 +175,6 @@ class LLMMetadataEnricher(Enricher):
             context=context,
             text=clip(chunk.text.strip(), self.max_input_chars),
             fields=self.schema_.prompt_fields(),
-            keys=", ".join(self.schema_.names),
             json_schema=self.schema_.json_schema(),
             max_tokens=self.output_tokens,
             temperature=self.temperature,

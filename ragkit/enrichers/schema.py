@@ -167,22 +167,23 @@ class MetadataField:
         return out
 
     def prompt_line(self) -> str:
-        """How the field is explained to the model (one short line; limits are enforced by the decoder).
+        """How the field is explained to the model (one line; length limits are enforced by the decoder).
 
         Example:
             >>> MetadataField("kind", "enum", ("A", "B"), description="what it is").prompt_line()
-            '- kind: what it is (one of A|B)'
+            '- kind: what it is; one of A, B'
         """
         what = self.description or self.name.replace("_", " ")
-        if self.type == "enum" or (self.type == "list" and self.values):
-            many = f"up to {self.max_items or len(self.values)} of " if self.type == "list" else "one of "
-            return f"- {self.name}: {what} ({many}{'|'.join(self.values)})"
+        if self.type == "enum":
+            return f"- {self.name}: {what}; one of {', '.join(self.values)}"
+        if self.type == "list" and self.values:
+            return f"- {self.name}: {what}; up to {self.max_items or len(self.values)} of {', '.join(self.values)}"
         if self.type == "list":
-            return f"- {self.name}: {what} (up to {self.max_items})" if self.max_items else f"- {self.name}: {what} (list)"
+            return f"- {self.name}: {what}" + (f" (up to {self.max_items})" if self.max_items else "")
         if self.type == "string":
             return f"- {self.name}: {what}"
-        shape = {"bool": "true or false", "int": "integer", "number": "number"}[self.type]
-        return f"- {self.name}: {what} ({shape})"
+        shape = {"bool": "true or false", "int": "an integer", "number": "a number"}[self.type]
+        return f"- {self.name}: {what}; {shape}"
 
     def normalise(self, value: Any) -> Any:
         """Light clean-up of a valid value: strip strings, drop empty and duplicate list items, cap lengths."""
@@ -405,12 +406,14 @@ PROFILES: dict[str, MetadataSchema] = {
     "compact": MetadataSchema(
         name="compact",
         fields=(
-            MetadataField("content_type", "enum", CONTENT_TYPES, description="what kind of text this is"),
-            MetadataField("intent", "enum", INTENTS, description="what a reader would come to this text for"),
-            MetadataField("topic", "string", max_length=32, description="the main topic in a few words"),
-            MetadataField("keywords", "list", max_items=3, max_length=20, description="key terms"),
-            MetadataField("entities", "list", max_items=2, max_length=20, description="names mentioned"),
-            MetadataField("question", "string", max_length=64, description="one question this text answers"),
+            MetadataField("content_type", "enum", CONTENT_TYPES, description="what kind of text it is"),
+            MetadataField("intent", "enum", INTENTS, description="why a reader would look for it"),
+            MetadataField("topic", "string", max_length=32, description="the main topic, in a few words from the passage"),
+            MetadataField("keywords", "list", max_items=3, max_length=20,
+                          description="important words from the passage"),
+            MetadataField("entities", "list", max_items=2, max_length=20,
+                          description="names of people, places, organisations or products in the passage"),
+            MetadataField("question", "string", max_length=64, description="one question that the passage answers"),
         ),
         max_tokens=96,
     ),

@@ -59,10 +59,10 @@ def test_prompt_has_context_fields_schema_and_version():
     request = enricher.request_for(chunks[0], docs[chunks[0].doc_id])
     user = request.messages[-1]["content"]
     assert "Document: Car manual\nSection: Manual > Oil" in user
-    assert "- content_type: what kind of text this is (one of Conceptual|Procedural|" in user
-    assert "JSON fields (content_type, intent, topic, keywords, entities, question):" in user
+    assert "- content_type: what kind of text it is; one of Conceptual, Procedural, Reference" in user
+    assert "Describe this passage. Fields:\n- content_type" in user
     assert request.json_schema == enricher.schema_.json_schema() and request.max_tokens == 96
-    assert request.template_version == METADATA_PROMPT.key == "llm_metadata@2" and request.temperature == 0.0
+    assert request.template_version == METADATA_PROMPT.key == "llm_metadata@3" and request.temperature == 0.0
     no_context = LLMMetadataEnricher(llm=FakeLLM(), include_context=False).request_for(chunks[0], None)
     assert "Document:" not in no_context.messages[-1]["content"]
     assert no_context.max_tokens == 320  # the default profile's budget

@@ -50,7 +50,8 @@ def test_yaml_field_list_builds_schema_and_validates():
                              "audience": ["admin"], "has_code": False, "year": 2024, "title": "  x  "})
     assert value["keywords"] == ["a b", "c"] and value["title"] == "x"
     assert "- title: a title\n" in schema.prompt_fields() + "\n"
-    assert "- audience: audience (up to 2 of admin|user)" in schema.prompt_fields()
+    assert "- audience: audience; up to 2 of admin, user" in schema.prompt_fields()
+    assert "- keywords: keywords (up to 2)" in schema.prompt_fields()
     with pytest.raises(ValueError, match="content_type: 'Essay' is not one of"):
         schema.validate({**value, "content_type": "Essay"})
     with pytest.raises(ValueError, match=r"missing field\(s\) \['year'\]"):
