@@ -58,6 +58,14 @@ def _log_softmax_rows(logits: np.ndarray) -> np.ndarray:
     return logits - (peak + np.log(np.exp(logits - peak).sum(axis=-1, keepdims=True)))
 
 
+def _target_logprobs(logits: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """``log_softmax(logits)[i, targets[i]]`` per row, without materialising the full log-softmax."""
+    peak = logits.max(axis=-1)
+    shifted = np.exp(logits - peak[:, None], dtype=np.float32)
+    lse = peak.astype(np.float64) + np.log(shifted.sum(axis=-1, dtype=np.float64))
+    return logits[np.arange(len(targets)), targets].astype(np.float64) - lse
+
+
 class LlamaCppLLM(TokenScoringMixin, LLMBackend):
     """A GGUF model run in-process by llama.cpp: generation with grammar-constrained JSON, token log-probs.
 
@@ -172,8 +180,7 @@ class LlamaCppLLM(TokenScoringMixin, LLMBackend):
                 lo = max(1, lo)
                 if lo < len(window):
                     logits = self._eval(window)[lo - 1: len(window) - 1]
-                    rows = _log_softmax_rows(logits)
-                    values[lo:] = rows[np.arange(len(rows)), np.asarray(window[lo:])]
+                    values[lo:] = _target_logprobs(logits, np.asarray(window[lo:]))
                 out.append(values)
         return out
 
