@@ -55,7 +55,10 @@ def test_quickstart_run_twice(runner, tmp_path, monkeypatch):
             assert source[cited["start"]:cited["end"]] == cited["text"]  # offsets index the source file
             assert cited["id"] and isinstance(cited["score"], float)
     by_id = {a["id"]: a for a in answers}
-    assert by_id["store-atomic"]["chunks"][0]["source"] == "docs/retrieval.md"
+    # The corpus is this repository's docs, which change; assert on content, not on which file ranks first.
+    top_store_chunk = by_id["store-atomic"]["chunks"][0]["text"].lower()
+    assert "atomic" in top_store_chunk, top_store_chunk
+    assert "docs/retrieval.md" in {c["source"] for c in by_id["store-atomic"]["chunks"]}
     summary = json.loads((tmp_path / "run1" / "summary.json").read_text())
     assert summary["index"]["reused"] is False and summary["index"]["chunks"] > 10
     assert {"index.chunker", "index.retriever", "query.retrieve", "query.aggregator"} <= set(summary["usage"]["per_stage"])
