@@ -39,6 +39,7 @@ class CorpusConfig(_Strict):
     paths: list[str] | None = None
     dataset: str | None = None
     subset: list[str] | None = None
+    max_bytes: int | None = Field(default=None, gt=0)  # per-file limit for paths (default 64 MiB)
 
     @model_validator(mode="after")
     def _one_source(self) -> CorpusConfig:

@@ -37,6 +37,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import itertools
 import json
@@ -46,7 +47,7 @@ import platform
 import re
 import time
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,7 +56,7 @@ from tqdm.auto import tqdm
 
 from ragkit.errors import ConfigError, DatasetError
 from ragkit.eval import metrics as M
-from ragkit.eval.datasets import EvalDataset, EvalQuestion, Span, dataset_spec, load_dataset
+from ragkit.eval.datasets import DATA_ENV, EvalDataset, EvalQuestion, Span, dataset_spec, load_dataset
 from ragkit.types import Chunk, ScoredChunk, sha256_hex
 
 PROTOCOLS: dict[str, dict[str, Any]] = {
@@ -550,10 +551,40 @@ def run_experiment(experiment: Experiment | str | Path | Mapping[str, Any], *, o
         echo: where tables go (``print``; ``None`` for silence).
         plots: write matplotlib plots.
     """
+
+    exp = experiment if isinstance(experiment, Experiment) else load_experiment(experiment)
+    with _data_root_for_stages(data_root):
+        return _run_experiment(exp, out=out, data_root=data_root, limit=limit, force=force, rebuild=rebuild,
+                               only=only, echo=echo, plots=plots)
+
+
+@contextlib.contextmanager
+def _data_root_for_stages(data_root: str | Path | None) -> Iterator[None]:
+    """Let ``--data-root`` reach stages that load datasets themselves (e.g. ``intent``'s ``intents_dataset``).
+
+    Such stages resolve the root through ``$RAGKIT_DATA``, which ``--data-root`` outranks anyway, so the
+    variable is set for the run and restored afterwards.
+    """
+    if data_root is None:
+        yield
+        return
+    previous = os.environ.get(DATA_ENV)
+    os.environ[DATA_ENV] = str(data_root)
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(DATA_ENV, None)
+        else:
+            os.environ[DATA_ENV] = previous
+
+
+def _run_experiment(exp: Experiment, *, out: str | Path | None, data_root: str | Path | None, limit: int | None,
+                    force: bool, rebuild: bool, only: Sequence[str], echo: Callable[[str], None] | None,
+                    plots: bool) -> EvalResult:
     from ragkit.config.load import load_config
     from ragkit.store.atomic import atomic_write_json
 
-    exp = experiment if isinstance(experiment, Experiment) else load_experiment(experiment)
     out_dir = Path(out) if out is not None else Path("runs") / "eval" / _slug(exp.name)
     (out_dir / "variants").mkdir(parents=True, exist_ok=True)
     variants = [v for v in exp.variants if not only or v.name in only]

@@ -15,7 +15,7 @@ Text files decode as UTF-8; other encodings fall back (UTF-16/32 by byte-order m
 with a :class:`LoaderWarning` naming the file, never dropped. Newlines are normalised as Python's text
 mode does, so a document's text equals ``Path(f).read_text(encoding="utf-8")`` and offsets index it.
 Empty and whitespace-only files are skipped with a warning. Files above ``max_bytes`` (64 MiB by
-default) raise :class:`~ragkit.errors.DocumentError`. Every document has ``metadata["path"]`` and
+default; ``corpus: {max_bytes: N}`` in a config) raise :class:`~ragkit.errors.DocumentError`. Every document has ``metadata["path"]`` and
 ``metadata["source_id"]`` (the path relative to ``base_dir`` when inside it).
 
 Example:
@@ -115,9 +115,12 @@ def load_path(
 
 
 def _load_mapping(spec: Mapping[str, Any], base: Path, data_root: str | Path | None, max_bytes: int) -> list[Document]:
-    unknown = set(spec) - {"paths", "dataset", "subset"}
+    unknown = set(spec) - {"paths", "dataset", "subset", "max_bytes"}
     if unknown:
-        raise DocumentError(f"corpus has unknown keys {sorted(unknown)}; use 'paths', or 'dataset' with 'subset'")
+        raise DocumentError(f"corpus has unknown keys {sorted(unknown)}; use 'paths' (and 'max_bytes'), or 'dataset' "
+                            "with 'subset'")
+    if spec.get("max_bytes") is not None:
+        max_bytes = int(spec["max_bytes"])
     paths, dataset = spec.get("paths"), spec.get("dataset")
     if paths is not None and dataset is not None:
         raise DocumentError("corpus gives both 'paths' and 'dataset'; keep one of them")

@@ -34,7 +34,7 @@ def read_bytes(path: Path, max_bytes: int) -> bytes:
     if size > max_bytes:
         raise DocumentError(
             f"{path} is {size:,} bytes, above the loader limit max_bytes={max_bytes:,}. Split the file, or raise "
-            f"the limit: load_corpus(..., max_bytes={size + 1})"
+            f"the limit: corpus: {{max_bytes: {size + 1}}} in the config, or load_corpus(..., max_bytes={size + 1})"
         )
     try:
         return path.read_bytes()

@@ -161,3 +161,13 @@ def test_variants_can_be_whole_config_files(tmp_path: Path) -> None:
     assert cfg["index"]["chunker"] == {"type": "paragraph", "max_tokens": 77}
     assert cfg["index"]["retriever"] == {"type": "bm25"}
     assert cfg["backends"]["llm"]["default"] == {"type": "fake"}  # no LLM is built unless a protocol needs one
+
+
+def test_data_root_reaches_stages_that_load_datasets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # intent's oracle control loads the dataset's questions itself; --data-root must reach it too
+    monkeypatch.setenv("RAGKIT_DATA", str(tmp_path / "nowhere"))
+    exp = _experiment(protocols=["chroma"], variants=[{"name": "oracle", "set": {"index.chunker": {
+        "type": "intent", "embedder": "default", "max_tokens": 200, "target_tokens": 150,
+        "intent_source": "given", "intents_dataset": "chroma_chunking_eval"}}}])
+    result = run_experiment(exp, out=tmp_path / "out", data_root=SHARED_DATASETS, limit=2, echo=None, plots=False)
+    assert result.tables and os.environ["RAGKIT_DATA"] == str(tmp_path / "nowhere")

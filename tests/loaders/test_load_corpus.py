@@ -184,3 +184,18 @@ def test_source_id_outside_base_dir_is_the_path(tmp_path: Path, tree: Path):
 def test_jsonl_metadata_round_trips_to_json(tree: Path):
     docs = load_corpus(["docs/sub/d.jsonl"], base_dir=tree)
     assert json.loads(json.dumps(docs[0].to_dict()))["metadata"]["year"] == 2024
+
+
+def test_max_bytes_from_a_config(tmp_path: Path):
+    from ragkit.config.load import load_config
+    from ragkit.errors import ConfigError
+    from ragkit.pipeline import Pipeline
+
+    path = tmp_path / "big.txt"
+    path.write_text("x" * 2000, encoding="utf-8")
+    with pytest.raises(DocumentError, match=r"corpus: \{max_bytes: 2001\}"):
+        load_corpus({"paths": [str(path)], "max_bytes": 1000})
+    pipe = Pipeline.from_config(load_config({"corpus": {"paths": [str(path)], "max_bytes": 4000}}))
+    assert len(pipe.load_documents()[0].text) == 2000
+    with pytest.raises(ConfigError, match="corpus.max_bytes"):
+        load_config({"corpus": {"paths": [str(path)], "max_bytes": 0}})
