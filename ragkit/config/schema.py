@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 StageSpec = dict[str, Any]
 
@@ -33,6 +33,12 @@ class BackendsConfig(_Strict):
 
 class CacheConfig(_Strict):
     mode: Literal["read_write", "read_only", "off"] = "read_write"
+
+    @field_validator("mode", mode="before")
+    @classmethod
+    def _yaml_off(cls, value: Any) -> Any:
+        # YAML 1.1 reads a bare `off` (in a file or in --set cache.mode=off) as the boolean false
+        return "off" if value is False else value
 
 
 class CorpusConfig(_Strict):

@@ -99,3 +99,13 @@ def test_unknown_backend_reference():
 def test_unknown_component_error_lists_choices(fresh_registry):
     with pytest.raises(UnknownComponentError, match="Registered chunker types: .*recursive"):
         fresh_registry.get("chunker", "nope")
+
+
+def test_cache_mode_off_survives_yaml_booleans(tmp_path: Path):
+    # YAML 1.1 parses a bare `off` as false, in files and in --set values alike
+    assert load_config({}, overrides=["cache.mode=off"])["cache"]["mode"] == "off"
+    path = tmp_path / "c.yaml"
+    path.write_text("cache: {mode: off}\n", encoding="utf-8")
+    assert load_config(path)["cache"]["mode"] == "off"
+    with pytest.raises(ConfigError, match="cache.mode"):
+        load_config({}, overrides=["cache.mode=on"])
