@@ -147,6 +147,9 @@ def cmd_generate(args: argparse.Namespace) -> None:
         chunk = Chunk.from_dict(r["chunk"])
         unique.setdefault(keyer.prompt_key(chunk, all_docs[chunk.doc_id]), r)
     todo = [{**r, "key": key} for key, r in unique.items() if key not in done]
+    if args.shard:
+        index, count = (int(x) for x in args.shard.split("/"))
+        todo = [r for r in todo if int(r["key"][:8], 16) % count == index]  # by key: stable as rows land
     if args.limit:
         todo = todo[: args.limit]
     print(f"{len(rows)} exported, {len(done)} done, {len(todo)} to generate", file=sys.stderr, flush=True)
@@ -293,6 +296,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--max-batch-tokens", type=int, default=16384)
     p.add_argument("--slice", type=int, default=256, help="chunks per enrich call (and per progress line)")
     p.add_argument("--limit", type=int, default=0)
+    p.add_argument("--shard", default=None, help="K/N: generate every N-th remaining chunk from K (parallel runs "
+                                               "with different --out files; pass each other's rows as --done)")
     p.add_argument("--time-budget", type=float, default=float("inf"))
     p.set_defaults(fn=cmd_generate)
     p = sub.add_parser("artifact", help=cmd_artifact.__doc__)
