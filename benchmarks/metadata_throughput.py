@@ -95,7 +95,8 @@ def cmd_server(args: argparse.Namespace) -> list[dict[str, Any]]:
     try:
         for concurrency in [int(c) for c in args.concurrency.split(",")]:
             llm = wrap_llm(OpenAILLM(model=SERVED_NAME, base_url=server.base_url, api_key_env=None,
-                                     concurrency=concurrency, timeout=300.0), store=store)
+                                     concurrency=concurrency, timeout=300.0, json_mode="json_object_schema"),
+                           store=store)
             rows.append(run_once(llm, chunks, docs, f"openai concurrency={concurrency}", concurrency=concurrency,
                                  server_workers=args.workers, threads_per_worker=args.threads))
     finally:

@@ -152,9 +152,14 @@ class OpenAIConnection:
                                               "MODEL.gguf --port 8765, then base_url: http://127.0.0.1:8765/v1",
                                 retriable=True)
         status = getattr(problem, "status_code", "?")
+        if status == 429:
+            hint = "The server is rate-limiting; lower `concurrency` or raise `max_retries`"
+        else:
+            hint = ("The server failed on this request (its message is above). If it rejects `response_format`, "
+                    "set `json_mode` to what it supports (llama.cpp: json_object_schema; vLLM and OpenAI: "
+                    "json_schema); if it is overloaded, lower `concurrency` or raise `max_retries`")
         return BackendError(self.backend, f"{what} at {self.base_label} kept failing with HTTP {status} after "
-                                          f"{tries}: {_message(problem)}. The server is overloaded or rate-limiting; "
-                                          "lower `concurrency` or raise `max_retries`", retriable=True)
+                                          f"{tries}: {_message(problem)}. {hint}", retriable=True)
 
 
 def _message(exc: Exception) -> str:
