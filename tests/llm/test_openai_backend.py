@@ -105,6 +105,16 @@ def test_unreachable_server_fails_clearly_after_bounded_retries() -> None:
     assert time.perf_counter() - start < 10
 
 
+def test_rejected_response_format_points_at_json_mode(llama_chat_server) -> None:
+    # llama-cpp-python's server answers response_format {"type": "json_schema"} with HTTP 500
+    llm = OpenAILLM(base_url=llama_chat_server.base_url, api_key_env=None, json_mode="json_schema", max_retries=0)
+    request = GenerationRequest.chat("Name a colour.", json_schema={"type": "object", "properties": {
+        "colour": {"type": "string"}}, "required": ["colour"]}, max_tokens=16)
+    with pytest.raises(BackendError, match=r"(?s)HTTP 500 after 1 attempt: .*response_format.*set `json_mode`") as info:
+        llm.generate([request])
+    assert "rate-limiting" not in str(info.value)
+
+
 def test_timeout_raises_backend_timeout_error(llama_chat_server) -> None:
     llm = OpenAILLM(base_url=llama_chat_server.base_url, api_key_env=None, timeout=0.05, max_retries=1,
                     backoff_s=0.05)
