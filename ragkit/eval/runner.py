@@ -551,7 +551,6 @@ def run_experiment(experiment: Experiment | str | Path | Mapping[str, Any], *, o
         echo: where tables go (``print``; ``None`` for silence).
         plots: write matplotlib plots.
     """
-
     exp = experiment if isinstance(experiment, Experiment) else load_experiment(experiment)
     with _data_root_for_stages(data_root):
         return _run_experiment(exp, out=out, data_root=data_root, limit=limit, force=force, rebuild=rebuild,
