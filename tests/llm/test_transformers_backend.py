@@ -107,6 +107,11 @@ def test_documents_batched_together_equal_one_at_a_time(smollm) -> None:
             np.testing.assert_allclose(a, b, atol=2e-4, equal_nan=True)
 
 
+def test_batched_segment_encoding_equals_one_at_a_time(smollm) -> None:
+    texts = [*SEGMENTS, "", " ", "  two  spaces", "naïve café 東京 🙂", "line\r\nbreak", "<|im_start|>"]
+    assert smollm._encode_segments(texts) == [smollm._encode_segment(t) for t in texts]
+
+
 def test_next_token_probs_for_1_and_2(smollm) -> None:
     chat = GenerationRequest.chat("Is 5 bigger than 3? Answer 1 for yes or 2 for no. Reply with the digit only.")
     other = GenerationRequest.chat("Which is a colour? 1) blue 2) seven. Reply with the digit only.")
