@@ -7,7 +7,7 @@ with overlap); the windows are verbatim ``Chunk``s (exact offsets). When there a
 ``N_CHUNKS`` windows, ``N_CHUNKS`` of them are taken at evenly spaced positions. Queries are the
 datasets' real questions (879), in dataset order.
 
-    python benchmarks/retrieval_corpus.py --texts-out texts.jsonl.gz   # for machines without the datasets
+    python benchmarks/retrieval_corpus.py --texts-out texts.jsonl.gz --questions-out questions.json   # for machines without the datasets
 
 The ``--texts-out`` file (one ``{"t": text, "d": dataset}`` per line) rebuilds the same chunk texts
 where the datasets are absent (the device machine): :func:`from_texts`.
@@ -78,6 +78,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=N_CHUNKS)
     parser.add_argument("--texts-out", type=Path, help="write chunk texts as gzipped JSON lines")
+    parser.add_argument("--questions-out", type=Path, help="write the questions as a JSON list")
     args = parser.parse_args()
     chunks, questions = build(args.n)
     words = [c.token_count for c in chunks]
@@ -87,3 +88,6 @@ if __name__ == "__main__":
             for c in chunks:
                 handle.write(json.dumps({"t": c.text, "d": c.metadata["dataset"]}, ensure_ascii=False) + "\n")
         print(f"wrote {args.texts_out}")
+    if args.questions_out:
+        args.questions_out.write_text(json.dumps(questions, ensure_ascii=False), encoding="utf-8")
+        print(f"wrote {args.questions_out}")
