@@ -184,35 +184,76 @@ def validate_config(data: Any, registry: Registry | None = None, lines: Mapping[
         for p, message in validation_problems(exc, ""):
             path = p.lstrip(".") or "(top level)"
             checker.add(path, message)
+        # keep going over the raw stage specs, so one run reports every problem in the file
+        _check_stages(checker, _raw_sections(data), skip_reported=True)
         _raise(checker, source)
     cfg = _plain(model.model_dump())
-    backends = cfg["backends"]
-    for section, kind in BACKEND_KIND_BY_SECTION.items():
-        for name, spec in list(backends[section].items()):
-            normalised = checker.stage(spec, kind, f"backends.{section}.{name}", {})
-            if normalised is not None:
-                backends[section][name] = normalised
-    for path, kind in STAGE_SLOTS:
-        section, key = path.split(".")
-        spec = cfg[section][key]
-        if spec is None:
-            continue
-        normalised = checker.stage(spec, kind, path, backends)
-        if normalised is not None:
-            cfg[section][key] = normalised
-    for i, spec in enumerate(cfg["index"]["enrichers"]):
-        normalised = checker.stage(spec, "enricher", f"index.enrichers.{i}", backends)
-        if normalised is not None:
-            cfg["index"]["enrichers"][i] = normalised
-    checker.reference(cfg["index"]["embedder"], "embedder", "index.embedder", backends)
-    if isinstance(cfg["index"]["embedder"], Mapping):
-        cfg["index"]["embedder"] = checker.stage(cfg["index"]["embedder"], "embedder", "index.embedder", {}) or cfg["index"]["embedder"]
+    _check_stages(checker, cfg)
     if checker.problems:
         _raise(checker, source)
     return cfg
 
 
+def _raw_sections(data: Mapping[str, Any]) -> dict[str, Any]:
+    """The parts of an unvalidated config the stage checks read, with non-mappings left out."""
+    def mapping(value: Any) -> dict[str, Any]:
+        return dict(value) if isinstance(value, Mapping) else {}
+
+    backends = mapping(data.get("backends"))
+    index, query = mapping(data.get("index")), mapping(data.get("query"))
+    enrichers = index.get("enrichers")
+    return {
+        "backends": {section: {name: spec for name, spec in mapping(backends.get(section)).items()
+                               if isinstance(spec, Mapping)}
+                     for section in BACKEND_KIND_BY_SECTION},
+        "index": {**index, "enrichers": list(enrichers) if isinstance(enrichers, list) else [],
+                  "embedder": index.get("embedder")},
+        "query": query,
+    }
+
+
+def _check_stages(checker: _Checker, cfg: dict[str, Any], skip_reported: bool = False) -> None:
+    """Validate every stage spec through the registry, normalising ``cfg`` in place.
+
+    With ``skip_reported``, specs under a path that already has a problem are left alone (no duplicates).
+    """
+    reported = [path for path, _, _ in checker.problems] if skip_reported else []
+
+    def wanted(path: str) -> bool:
+        return not any(p == path or p.startswith(path + ".") or path.startswith(p + ".") for p in reported)
+
+    backends = cfg["backends"]
+    for section, kind in BACKEND_KIND_BY_SECTION.items():
+        for name, spec in list(backends[section].items()):
+            if not wanted(f"backends.{section}.{name}"):
+                continue
+            normalised = checker.stage(spec, kind, f"backends.{section}.{name}", {})
+            if normalised is not None:
+                backends[section][name] = normalised
+    for path, kind in STAGE_SLOTS:
+        section, key = path.split(".")
+        spec = cfg[section].get(key)
+        if spec is None or not wanted(path):
+            continue
+        normalised = checker.stage(spec, kind, path, backends)
+        if normalised is not None:
+            cfg[section][key] = normalised
+    for i, spec in enumerate(cfg["index"]["enrichers"]):
+        if not wanted(f"index.enrichers.{i}"):
+            continue
+        normalised = checker.stage(spec, "enricher", f"index.enrichers.{i}", backends)
+        if normalised is not None:
+            cfg["index"]["enrichers"][i] = normalised
+    embedder = cfg["index"]["embedder"]
+    if embedder is None or not wanted("index.embedder"):
+        return
+    checker.reference(embedder, "embedder", "index.embedder", backends)
+    if isinstance(embedder, Mapping):
+        cfg["index"]["embedder"] = checker.stage(embedder, "embedder", "index.embedder", {}) or embedder
+
+
 def _raise(checker: _Checker, source: str) -> None:
+    checker.problems.sort(key=lambda problem: problem[2] if problem[2] is not None else float("inf"))  # file order
     rendered = []
     for path, message, line in checker.problems:
         where = f" (line {line})" if line else ""

@@ -70,6 +70,30 @@ def test_every_problem_reported_with_path_value_and_line(tmp_path: Path):
     assert {p[0] for p in info.value.problems} == {"index.chunker.type", "query.selector.k"}
 
 
+def test_schema_and_stage_problems_are_reported_together(tmp_path: Path):
+    # a negative retrieve.k fails the top-level schema; the misspelled stage types must still be reported
+    path = tmp_path / "bad.yaml"
+    path.write_text(
+        "version: 1\n"
+        "backends:\n"
+        "  llm: {default: {type: fak}}\n"
+        "index:\n"
+        "  chunker: {type: recursiv, max_tokens: 128}\n"
+        "query:\n"
+        "  retrieve: {k: -5}\n"
+        "  selector: {type: top_k, k: 0}\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    problems = info.value.problems
+    assert [p[0] for p in problems] == ["backends.llm.default.type", "index.chunker.type", "query.retrieve.k",
+                                        "query.selector.k"]                      # in file order
+    assert [p[2] for p in problems] == [3, 5, 7, 8]
+    message = str(info.value)
+    assert "4 problems" in message and "(got -5)" in message and "'recursiv'" in message and "'fak'" in message
+
+
 def test_unknown_keys_are_errors():
     with pytest.raises(ConfigError, match=r"index.chunker.max_tokns: unknown parameter"):
         load_config({"index": {"chunker": {"type": "token", "max_tokns": 5}}})
