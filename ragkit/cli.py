@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import json
 import sys
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -60,9 +61,14 @@ def chunk_command(
     config: Annotated[Path | None, typer.Option("--config", help="Config whose backends (LLM, embeddings) to use.")] = None,
     format: Annotated[str, typer.Option("--format", "-f", help="table or jsonl.")] = "table",
 ) -> None:
-    """Show what a chunker does to one file. Offsets index Path(FILE).read_text(encoding='utf-8')."""
+    """Show what a chunker does to one file. Offsets index Path(FILE).read_text(encoding='utf-8').
+
+    A file that is not UTF-8 is decoded with the loaders' fallback (BOM, cp1252, latin-1) and a warning;
+    offsets then index that decoded text.
+    """
     from ragkit.config.load import load_config
-    from ragkit.loaders import load_corpus
+    from ragkit.loaders import DEFAULT_MAX_BYTES, LoaderWarning, load_corpus
+    from ragkit.loaders.files import read_text
     from ragkit.pipeline import Pipeline
     from ragkit.types import Document
 
@@ -73,8 +79,10 @@ def chunk_command(
         base = {"backends": load_config(config)["backends"]}
     spec = {"type": chunker, **_parse_params(param or [])}
     pipeline = Pipeline.from_config({**base, "index": {"chunker": spec}}, name="chunk")
-    text = file.read_text(encoding="utf-8")
-    loaded = load_corpus([file])
+    text = read_text(file, DEFAULT_MAX_BYTES)  # = read_text(encoding="utf-8"); other encodings warn and decode
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", LoaderWarning)  # read_text above already said it
+        loaded = load_corpus([file])
     meta = dict(loaded[0].metadata) if loaded else {}
     if loaded and loaded[0].text != text:
         meta.pop("headings", None)  # offsets must index the raw file text; converted formats lose headings
@@ -159,8 +167,23 @@ def _register_optional_commands() -> None:
 _register_optional_commands()
 
 
+def _show_warning(message: Any, category: type[Warning], filename: str, lineno: int, file: Any = None,
+                  line: str | None = None) -> None:
+    """ragkit's own warnings as one ``warning: ...`` line on stderr; others as Python prints them."""
+    from ragkit.errors import RagkitWarning
+
+    if issubclass(category, RagkitWarning):
+        typer.echo(f"warning: {message}", err=True)
+    else:
+        _default_show_warning(message, category, filename, lineno, file, line)
+
+
+_default_show_warning = warnings.showwarning
+
+
 def main() -> None:
     """Console-script entry point."""
+    warnings.showwarning = _show_warning
     try:
         app()
     except RagkitError as exc:  # raised outside a wrapped command (e.g. while building the app)

@@ -16,6 +16,14 @@ class RagkitError(Exception):
     exit_code = 1
 
 
+class RagkitWarning(UserWarning):
+    """Root of ragkit's warnings (the CLI prints them as one ``warning: ...`` line)."""
+
+
+class ViewWarning(RagkitWarning):
+    """A retrieval view has nothing to work with (e.g. no metadata under its key) and falls back."""
+
+
 class ConfigError(RagkitError, ValueError):
     """A configuration (YAML, ``--set`` override or stage parameter) is invalid.
 

@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 from ragkit._lazy import require
 from ragkit.cache import default_cache
 from ragkit.embeddings.base import Embedder
-from ragkit.errors import BackendError, ConfigError, DocumentError
+from ragkit.errors import BackendError, ConfigError, DocumentError, RagkitWarning
 from ragkit.usage import record_usage
 
 #: Hub name of the model behind the ``minilm`` alias; these names all load the packaged copy.
@@ -42,7 +42,7 @@ _DEVICES = ("auto", "cpu", "cuda", "mps")
 _GPU_DEVICE_NODES = ("/dev/nvidiactl", "/dev/nvidia0", "/proc/driver/nvidia/version", "/dev/kfd", "/dev/dxg")
 
 
-class TruncationWarning(UserWarning):
+class TruncationWarning(RagkitWarning):
     """Some inputs were longer than the embedding model's maximum sequence length."""
 
 

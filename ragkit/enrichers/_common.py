@@ -18,14 +18,14 @@ from dataclasses import dataclass, field
 from pathlib import PurePath
 from typing import Any
 
-from ragkit.errors import StructuredOutputError
+from ragkit.errors import RagkitWarning, StructuredOutputError
 from ragkit.llm.base import Completion, GenerationRequest
 from ragkit.types import Chunk, Document
 
 log = logging.getLogger("ragkit.enrichers")
 
 
-class MetadataWarning(UserWarning):
+class MetadataWarning(RagkitWarning):
     """Some chunks kept empty metadata because the LLM's output stayed invalid after retries."""
 
 

@@ -7,7 +7,7 @@ import re
 import warnings
 from pathlib import Path
 
-from ragkit.errors import DocumentError
+from ragkit.errors import DocumentError, RagkitWarning
 
 #: Files larger than this are refused (pass ``max_bytes=`` to :func:`ragkit.loaders.load_corpus` to raise it).
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
@@ -21,7 +21,7 @@ _BOMS = (
 _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?([A-Za-z0-9_.:-]+)""", re.IGNORECASE)
 
 
-class LoaderWarning(UserWarning):
+class LoaderWarning(RagkitWarning):
     """A file was loaded with a caveat (decoded with a fallback encoding) or skipped (empty)."""
 
 

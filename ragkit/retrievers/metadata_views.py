@@ -55,7 +55,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ragkit.errors import ConfigError
+from ragkit.errors import ConfigError, ViewWarning
 from ragkit.retrievers.views import EmbeddingView, l2_normalise
 from ragkit.types import Chunk, Query
 
@@ -391,7 +391,7 @@ def _warn_if_empty(view: str, key: str, records: Sequence[Mapping[str, Any]]) ->
         warnings.warn(
             f"view {view!r}: none of the {len(records)} chunks has metadata under {key!r}, so it behaves like "
             f"'content'; add the llm_metadata enricher (index.enrichers: [{{type: llm_metadata}}]) or set "
-            f"view_options.key", UserWarning, stacklevel=3)
+            f"view_options.key", ViewWarning, stacklevel=3)
 
 
 # ---------------------------------------------------------------------------------------------------
