@@ -28,7 +28,7 @@ from ragkit.cache import set_default_cache_mode
 from ragkit.config.load import BACKEND_KIND_BY_SECTION, load_config
 from ragkit.errors import RagkitError, StageError
 from ragkit.registry import Registry, default_registry
-from ragkit.stage import collaborator_params
+from ragkit.stage import collaborator_params, source_fingerprint
 from ragkit.types import Answer, Document, Query, ScoredChunk, Usage, sha256_hex  # noqa: F401
 from ragkit.usage import usage_scope
 
@@ -169,12 +169,29 @@ class Pipeline:
                 used[section][ref] = self.config["backends"][section][ref]
 
         note("embeddings", index["embedder"])
+        code: dict[str, str] = {}
+
+        def fingerprint(kind: str, spec: Any) -> None:
+            if isinstance(spec, Mapping) and isinstance(spec.get("type"), str):
+                digest = source_fingerprint(self.registry.get(kind, spec["type"]))
+                if digest is not None:
+                    code[f"{kind}:{spec['type']}"] = digest
+
         for kind, spec in [("chunker", index["chunker"]), ("retriever", index["retriever"]),
                            *[("enricher", s) for s in index["enrichers"]]]:
             cls = self.registry.get(kind, spec["type"])
+            fingerprint(kind, spec)
             for param, ref_kind in collaborator_params(cls).items():
                 note("llm" if ref_kind == "llm" else "embeddings", spec.get(param))
-        return {"index": index, "backends": used}
+        if isinstance(index["embedder"], Mapping):
+            fingerprint("embedder", index["embedder"])
+        for section, specs in used.items():
+            for spec in specs.values():
+                fingerprint(BACKEND_KIND_BY_SECTION[section], spec)
+        config = {"index": index, "backends": used}
+        if code:  # plugin stages only: ragkit's own are covered by its version (see source_fingerprint)
+            config["code"] = code
+        return config
 
     def index_hash(self) -> str:
         return sha256_hex(self.index_config())[:16]

@@ -136,3 +136,37 @@ class Component:
     def __repr__(self) -> str:
         shown = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items() if not isinstance(v, Component))
         return f"{type(self).__name__}({shown})"
+
+
+_FINGERPRINTS: dict[tuple[str, float], str] = {}
+
+
+def source_fingerprint(cls: type) -> str | None:
+    """Hash of the file defining a stage class from outside ragkit; ``None`` for ragkit's own stages.
+
+    Index hashes and the chunk cache are keyed by config and ragkit's version, which covers ragkit's
+    own stages but not a plugin's code: this fingerprint makes an edited plugin stage re-chunk and
+    re-index instead of being served records its previous code produced.
+    """
+    module = getattr(cls, "__module__", "") or ""
+    if module == "ragkit" or module.startswith("ragkit."):
+        return None
+    try:
+        path = inspect.getsourcefile(cls)
+    except (TypeError, OSError):  # e.g. a module loaded from a file but not put in sys.modules
+        code = next((f.__code__ for f in vars(cls).values() if hasattr(f, "__code__")), None)
+        path = code.co_filename if code is not None else None
+    if not path:
+        return None
+    try:
+        import os
+
+        key = (path, os.path.getmtime(path))
+        if key not in _FINGERPRINTS:
+            import hashlib
+
+            with open(path, "rb") as handle:
+                _FINGERPRINTS[key] = hashlib.sha256(handle.read()).hexdigest()[:16]
+        return _FINGERPRINTS[key]
+    except OSError:
+        return None

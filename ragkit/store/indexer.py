@@ -58,7 +58,8 @@ def store_for(pipeline: Any) -> IndexStore | None:
 
 
 def chunking_hash(pipeline: Any) -> str:
-    """Hash of everything that determines chunk records: chunker, enrichers, their backends, ragkit version."""
+    """Hash of everything that determines chunk records: chunker, enrichers, their backends, ragkit version,
+    and the source of plugin stages among them."""
     from ragkit import __version__
 
     config = pipeline.config
@@ -71,6 +72,9 @@ def chunking_hash(pipeline: Any) -> str:
             section = "llm" if ref_kind == "llm" else "embeddings"
             if isinstance(ref, str) and ref in config["backends"][section]:
                 backends[section][ref] = config["backends"][section][ref]
+    code = {k: v for k, v in pipeline.index_config().get("code", {}).items() if not k.startswith("retriever:")}
+    if code:  # plugin stages (ragkit's own are covered by its version)
+        return sha256_hex("chunks", __version__, [s for _, s in specs], backends, code)[:16]
     return sha256_hex("chunks", __version__, [s for _, s in specs], backends)[:16]
 
 

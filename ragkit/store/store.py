@@ -141,8 +141,8 @@ class IndexStore:
         if index_hash is not None and recorded != index_hash:
             raise IndexStoreError(
                 f"index store {self.path} was built from a different index configuration (stored hash {recorded}, "
-                f"this config {index_hash}). Changed index settings (chunker, enrichers, embedder, retriever) need a "
-                "new index: run with --rebuild to replace it, or set index.store to another directory "
+                f"this config {index_hash}). Changed index settings (chunker, enrichers, embedder, retriever, "
+                "or the source of a plugin stage among them) need a new index: run with --rebuild to replace it, or set index.store to another directory "
                 "(null uses a per-configuration directory under RAGKIT_HOME/indexes)."
             )
         if checksums:

@@ -188,3 +188,66 @@ def test_document_metadata_is_filterable(registry, tmp_path):
     hits = pipe.retrieve("document line", k=3, filter={"source_id": "doc4.md"})
     assert len(hits) == 2 and {h.chunk.metadata["year"] for h in hits} == {2024}
     assert all("headings" not in h.chunk.metadata for h in hits)
+
+
+PLUGIN = '''
+import re
+from ragkit.chunkers.base import Chunker
+from ragkit.types import Chunk
+
+
+class PluginChunker(Chunker):
+    def __init__(self, *, max_tokens: int = 64) -> None:
+        self.max_tokens = max_tokens
+
+    def _chunk(self, doc):
+        return [Chunk.from_span(doc, m.start(), m.end(), len(m.group().split()))
+                for m in re.finditer(PATTERN, doc.text)]
+'''
+
+
+def plugin_registry(tmp_path, pattern: str, mtime: float):
+    import importlib.util
+    import os
+    import sys
+
+    from ragkit.registry import Registry
+
+    path = tmp_path / "my_plugin.py"
+    path.write_text(f"PATTERN = {pattern!r}\n" + PLUGIN, encoding="utf-8")
+    os.utime(path, (mtime, mtime))
+    spec = importlib.util.spec_from_file_location(f"my_plugin_{int(mtime)}", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    registry = Registry()
+    registry.add("chunker", "lines", module.PluginChunker)
+    return registry
+
+
+def test_editing_a_plugin_stage_rechunks_instead_of_serving_stale_records(tmp_path):
+    from ragkit.store.indexer import chunking_hash
+
+    docs = corpus()
+    v1 = make_pipeline(plugin_registry(tmp_path, r"[^\n]+", 1_000_000), tmp_path / "s")
+    first = run_index_phase(v1, docs)
+    assert first.chunks == 12 and "chunker:lines" in v1.index_config()["code"]
+    same = make_pipeline(plugin_registry(tmp_path, r"[^\n]+", 1_000_000), tmp_path / "s")
+    assert same.index_hash() == v1.index_hash() and run_index_phase(same, docs).reused
+    before = (v1.index_hash(), chunking_hash(v1))   # the fingerprint reads the file as it is on disk now
+    registry = plugin_registry(tmp_path, r"[^\s]+", 2_000_000)              # one chunk per word now
+    v2 = make_pipeline(registry, tmp_path / "s")
+    assert v2.index_hash() != before[0] and chunking_hash(v2) != before[1]
+    with pytest.raises(IndexStoreError, match="source of a plugin stage"):  # the explicit store refuses
+        run_index_phase(v2, docs)
+    second = run_index_phase(make_pipeline(registry, tmp_path / "s2"), docs)
+    assert not second.reused and second.documents_processed == 6 and second.chunks > 12
+
+
+def test_builtin_stages_add_no_code_fingerprint():
+    from ragkit.pipeline import Pipeline
+
+    pipe = Pipeline.from_config({"backends": {"llm": {"default": {"type": "fake"}},
+                                              "embeddings": {"default": {"type": "fake"}}},
+                                 "index": {"chunker": {"type": "recursive"}, "retriever": {"type": "bm25"}}})
+    assert "code" not in pipe.index_config()
