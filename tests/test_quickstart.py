@@ -44,7 +44,8 @@ def test_quickstart_run_twice(runner, tmp_path, monkeypatch):
     assert out_dir == str(tmp_path / "run1")
     assert int(usage.group(1)) == len(questions) and int(usage.group(4)) >= 1
     assert "cited chunks" in first.stdout and re.search(r"\[1\] (docs/|README\.md)", first.stdout)
-    assert "index:" in first.stderr and "index:" not in first.stdout  # logs go to stderr
+    index_log = re.compile(r"^index: \d+ documents, \d+ chunks", re.M)         # the index phase's log line
+    assert index_log.search(first.stderr) and not index_log.search(first.stdout)  # logs go to stderr
 
     answers = [json.loads(line) for line in (tmp_path / "run1" / "answers.jsonl").read_text().splitlines()]
     assert [a["id"] for a in answers] == [q["id"] for q in questions]
