@@ -200,10 +200,11 @@ def _raw_sections(data: Mapping[str, Any]) -> dict[str, Any]:
         return dict(value) if isinstance(value, Mapping) else {}
 
     backends = mapping(data.get("backends"))
+    defaults = RagkitConfig().model_dump()["backends"]  # a section left out gets its defaults, as in the schema
     index, query = mapping(data.get("index")), mapping(data.get("query"))
     enrichers = index.get("enrichers")
     return {
-        "backends": {section: {name: spec for name, spec in mapping(backends.get(section)).items()
+        "backends": {section: {name: spec for name, spec in mapping(backends.get(section, defaults[section])).items()
                                if isinstance(spec, Mapping)}
                      for section in BACKEND_KIND_BY_SECTION},
         "index": {**index, "enrichers": list(enrichers) if isinstance(enrichers, list) else [],

@@ -94,6 +94,14 @@ def test_schema_and_stage_problems_are_reported_together(tmp_path: Path):
     assert "4 problems" in message and "(got -5)" in message and "'recursiv'" in message and "'fak'" in message
 
 
+def test_schema_failure_does_not_invent_backend_problems():
+    # backends left out get the defaults, so references to 'default' stay valid while another key is wrong
+    with pytest.raises(ConfigError) as info:
+        load_config({"index": {"chunker": {"type": "recursiv"}, "embedder": "default"},
+                     "query": {"retrieve": {"k": -5}, "aggregator": {"type": "stuff", "llm": "default"}}})
+    assert {p[0] for p in info.value.problems} == {"index.chunker.type", "query.retrieve.k"}
+
+
 def test_unknown_keys_are_errors():
     with pytest.raises(ConfigError, match=r"index.chunker.max_tokns: unknown parameter"):
         load_config({"index": {"chunker": {"type": "token", "max_tokns": 5}}})
