@@ -26,7 +26,7 @@ if [ -f scripts/build_llama_cpp.sh ]; then
   bash scripts/build_llama_cpp.sh
 fi
 
-if $PY -c "import ragkit.llm.cli_models" 2>/dev/null; then
+if $PY -c "import ragkit.cli.models" 2>/dev/null; then
   ragkit models prepare
 fi
 echo "[setup] done" >&2

@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from ragkit.llm import models
-from ragkit.llm.cli_models import models_app
+from ragkit.cli.models import models_app
 
 runner = CliRunner()
 

@@ -1,6 +1,6 @@
 """``ragkit run``, ``ragkit index`` and ``ragkit query``: plain functions with Typer signatures.
 
-``ragkit.cli`` registers them (``app.command("run")(cli_run.run)``). Results go to stdout; logs,
+:mod:`ragkit.cli.application` registers them (inside the error boundary). Results go to stdout; logs,
 progress bars and errors to stderr. ``ragkit run`` ends stdout with the ``usage:`` line
 (:meth:`ragkit.types.Usage.summary_line`) and ``output: DIR``. Exit codes: 2 config error,
 3 missing dependency, 1 runtime error.
@@ -13,18 +13,14 @@ Example (shell):
 
 from __future__ import annotations
 
-import functools
 import json
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
 
-from ragkit.errors import ConfigError, RagkitError
+from ragkit.errors import ConfigError
 from ragkit.types import Answer, Query, ScoredChunk
-
-F = TypeVar("F", bound=Callable[..., Any])
 
 ConfigArg = Annotated[Path, typer.Argument(help="Pipeline config (YAML).", dir_okay=False)]
 SetOpt = Annotated[list[str] | None, typer.Option("--set", help="Override KEY=VALUE with a dotted key (repeatable).")]
@@ -33,27 +29,21 @@ NoCacheOpt = Annotated[bool, typer.Option("--no-cache", help="Do not read or wri
 DataRootOpt = Annotated[Path | None, typer.Option("--data-root", help="Datasets directory (beats $RAGKIT_DATA).")]
 
 
-def boundary(fn: F) -> F:
-    """Report ragkit errors on stderr and exit with their code (2 config, 3 dependency, 1 runtime)."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except RagkitError as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(exc.exit_code) from None
-
-    return wrapper  # type: ignore[return-value]
-
-
 def _preview(text: str, width: int = 100) -> str:
     flat = " ".join(text.split())
     return flat if len(flat) <= width else flat[: width - 1] + "…"
 
 
 def format_chunk(rank: int, scored: ScoredChunk, show_metadata: bool = False) -> list[str]:
-    """Lines describing one cited chunk: rank, source and offsets, score, a text preview."""
+    """Lines describing one cited chunk: rank, source and offsets, score, a text preview.
+
+    Example:
+        >>> from ragkit.types import Chunk, Document
+        >>> doc = Document.from_text("Stores are written atomically.", source_id="docs/store.md")
+        >>> scored = ScoredChunk(Chunk.from_span(doc, 0, 30, 6, doc.metadata), 0.5)
+        >>> format_chunk(1, scored)
+        ['  [1] docs/store.md:0-30  score=0.5000', '      Stores are written atomically.']
+    """
     chunk = scored.chunk
     meta = chunk.to_dict()["metadata"]
     source = meta.get("source_id") or meta.get("path") or chunk.doc_id[:12]
@@ -68,14 +58,20 @@ def format_chunk(rank: int, scored: ScoredChunk, show_metadata: bool = False) ->
 
 
 def format_answer(query: Query, answer: Answer, show_metadata: bool = False) -> str:
-    """An answer with its cited chunks, as printed by ``ragkit run`` and ``ragkit query``."""
+    """An answer with its cited chunks, as printed by ``ragkit run`` and ``ragkit query``.
+
+    Example:
+        >>> print(format_answer(Query.from_text("How are stores written?", id="q1"), Answer("Atomically.")))
+        [q1] How are stores written?
+        answer: Atomically.
+        cited chunks (0):
+    """
     lines = [f"[{query.id}] {query.text}", f"answer: {answer.text}", f"cited chunks ({len(answer.chunks)}):"]
     for rank, scored in enumerate(answer.chunks, 1):
         lines.extend(format_chunk(rank, scored, show_metadata))
     return "\n".join(lines)
 
 
-@boundary
 def run(
     config: ConfigArg,
     set_: SetOpt = None,
@@ -85,7 +81,17 @@ def run(
     data_root: DataRootOpt = None,
     questions: Annotated[Path | None, typer.Option("--questions", help="Questions JSONL ({id, question} per line).")] = None,
 ) -> None:
-    """Index the corpus, answer every question, print answers with cited chunks, write answers.jsonl and summary.json."""
+    """Index the corpus, answer every question, print answers with cited chunks, write answers.jsonl and summary.json.
+    \f
+    Stdout ends with the ``usage:`` line and ``output: DIR``; a config error exits with 2.
+
+    Example:
+        >>> from typer.testing import CliRunner
+        >>> from ragkit.cli import app
+        >>> result = CliRunner().invoke(app, ["run", "no-such-config.yaml"])
+        >>> result.exit_code, result.stderr.startswith("error: ")
+        (2, True)
+    """
     from ragkit.runner import run_config
     from ragkit.store.indexer import describe
 
@@ -103,7 +109,6 @@ def run(
     typer.echo(f"output: {result.output_dir}")
 
 
-@boundary
 def index(
     config: ConfigArg,
     set_: SetOpt = None,
@@ -111,7 +116,15 @@ def index(
     no_cache: NoCacheOpt = False,
     data_root: DataRootOpt = None,
 ) -> None:
-    """Build (or update, or reuse) the persisted index for a config; print what was done."""
+    """Build (or update, or reuse) the persisted index for a config; print what was done.
+    \f
+    Example:
+        >>> from typer.testing import CliRunner
+        >>> from ragkit.cli import app
+        >>> result = CliRunner().invoke(app, ["index", "no-such-config.yaml"])
+        >>> result.exit_code, result.stderr.startswith("error: ")
+        (2, True)
+    """
     from ragkit.runner import index_config
     from ragkit.store.indexer import describe
 
@@ -124,7 +137,6 @@ def index(
     typer.echo(pipeline.run_usage().summary_line())
 
 
-@boundary
 def query(
     config: ConfigArg,
     question: Annotated[str, typer.Argument(help="The question to answer.")],
@@ -134,7 +146,15 @@ def query(
     show_metadata: Annotated[bool, typer.Option("--show-metadata", help="Print each cited chunk's metadata.")] = False,
     no_cache: NoCacheOpt = False,
 ) -> None:
-    """Answer one question from the persisted index (build it first with `ragkit index` or `ragkit run`)."""
+    """Answer one question from the persisted index (build it first with `ragkit index` or `ragkit run`).
+    \f
+    Example:
+        >>> from typer.testing import CliRunner
+        >>> from ragkit.cli import app
+        >>> result = CliRunner().invoke(app, ["query", "any.yaml", "What changed?", "--k", "0"])
+        >>> result.exit_code, result.stderr
+        (2, 'error: --k 0: must be a positive integer\\n')
+    """
     from ragkit.retrievers.filters import compile_filter
     from ragkit.runner import build_pipeline
 

@@ -1,6 +1,7 @@
 """``ragkit models``: list local models and prepare the packaged default.
 
-Mounted by ``ragkit/cli.py`` as ``app.add_typer(models_app, name="models")``.
+Mounted by :mod:`ragkit.cli.application` as ``app.add_typer(models_app, name="models")``; its commands run
+inside the CLI's error boundary (:class:`ragkit.cli.boundary.CommandGroup`).
 
 Example:
     $ ragkit models list
@@ -10,42 +11,32 @@ Example:
 
 from __future__ import annotations
 
-import functools
 import json
-from collections.abc import Callable
-from typing import Annotated, Any, TypeVar
+from typing import Annotated
 
 import typer
 
-from ragkit.errors import RagkitError
+from ragkit.cli.boundary import CommandGroup
 
-models_app = typer.Typer(
+models_app = CommandGroup(
     help="Local models: list them, prepare the packaged default (find, convert, verify).",
     no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
 )
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _errors(fn: F) -> F:
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except RagkitError as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(getattr(exc, "exit_code", 1)) from None
-
-    return wrapper  # type: ignore[return-value]
 
 
 @models_app.command("list")
-@_errors
 def list_command(
     format: Annotated[str, typer.Option("--format", help="table or json.")] = "table",
 ) -> None:
-    """Packaged model aliases (prepared or not) and other model folders under RAGKIT_HOME/models."""
+    """Packaged model aliases (prepared or not) and other model folders under RAGKIT_HOME/models.
+    \f
+    Example:
+        >>> import json
+        >>> from typer.testing import CliRunner
+        >>> result = CliRunner().invoke(models_app, ["list", "--format", "json"])
+        >>> result.exit_code, json.loads(result.stdout)[0]["name"]
+        (0, 'smollm2-135m-instruct')
+    """
     from ragkit.llm.models import list_models
     from ragkit.paths import models_dir
 
@@ -61,12 +52,18 @@ def list_command(
 
 
 @models_app.command("prepare")
-@_errors
 def prepare_command(
     name: Annotated[str, typer.Argument(help="Model alias to prepare.")] = "smollm2-135m-instruct",
     force: Annotated[bool, typer.Option("--force", help="Rebuild even when already prepared.")] = False,
 ) -> None:
-    """Find the packaged model, convert it once into RAGKIT_HOME/models/NAME, verify it by reloading."""
+    """Find the packaged model, convert it once into RAGKIT_HOME/models/NAME, verify it by reloading.
+    \f
+    Example:
+        >>> from typer.testing import CliRunner
+        >>> result = CliRunner().invoke(models_app, ["prepare", "nope"])
+        >>> result.exit_code, result.stderr
+        (1, "error: backend models: unknown model alias 'nope'; aliases: smollm2-135m-instruct\\n")
+    """
     from ragkit.llm.models import is_prepared, prepare_model
 
     if is_prepared(name) and not force:

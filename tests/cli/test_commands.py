@@ -8,7 +8,8 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from ragkit.cli import _show_warning, app
+from ragkit.cli import app
+from ragkit.cli.boundary import show_warning
 from ragkit.loaders import LoaderWarning
 
 BAD_CONFIG = (
@@ -23,7 +24,7 @@ BAD_CONFIG = (
 def test_validate_names_every_problem_and_exits_2(tmp_path: Path):
     bad = tmp_path / "bad.yaml"
     bad.write_text(BAD_CONFIG, encoding="utf-8")
-    good = Path(__file__).resolve().parents[1] / "configs" / "quickstart.yaml"
+    good = Path(__file__).resolve().parents[2] / "configs" / "quickstart.yaml"
     result = CliRunner().invoke(app, ["validate", str(good), str(bad)])
     assert result.exit_code == 2
     assert "index.chunker.type (line 3)" in result.stderr and "'recursiv'" in result.stderr
@@ -75,5 +76,5 @@ def test_chunk_errors_have_distinct_exit_codes(tmp_path: Path):
 
 
 def test_ragkit_warnings_print_as_one_line(capsys):
-    _show_warning(LoaderWarning("x.txt: decoded as cp1252"), LoaderWarning, "f.py", 1)
+    show_warning(LoaderWarning("x.txt: decoded as cp1252"), LoaderWarning, "f.py", 1)
     assert capsys.readouterr().err == "warning: x.txt: decoded as cp1252\n"

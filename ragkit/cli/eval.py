@@ -1,4 +1,4 @@
-"""``ragkit eval``: a plain function with a Typer signature (``ragkit.cli`` registers it).
+"""``ragkit eval``: a plain function with a Typer signature (:mod:`ragkit.cli.application` registers it).
 
 Example (shell):
     ragkit eval configs/eval/chroma-chunkers.yaml --out runs/eval/chunkers
@@ -34,7 +34,15 @@ def eval_command(
     rebuild: Annotated[bool, typer.Option("--rebuild", help="Rebuild indexes instead of reusing stored ones.")] = False,
     no_plots: Annotated[bool, typer.Option("--no-plots", help="Do not write matplotlib plots.")] = False,
 ) -> None:
-    """Evaluate variants side by side on a dataset; print one table per protocol and write the report."""
+    """Evaluate variants side by side on a dataset; print one table per protocol and write the report.
+    \f
+    Example:
+        >>> from typer.testing import CliRunner
+        >>> from ragkit.cli import app
+        >>> result = CliRunner().invoke(app, ["eval", "no-such-experiment.yaml"])
+        >>> result.exit_code, "experiment file 'no-such-experiment.yaml' does not exist" in result.stderr
+        (2, True)
+    """
     from ragkit.eval.runner import load_experiment, run_experiment
 
     exp = load_experiment(experiment, grid=grid or (), overrides=set_ or ())
