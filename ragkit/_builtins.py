@@ -60,6 +60,11 @@ BUILTINS: dict[str, dict[str, tuple[str, str | None, str]]] = {
         "token_budget": ("ragkit.selectors.token_budget:TokenBudgetSelector", None,
                          "ranked chunks while the running token count stays within the budget"),
     },
+    "scorer": {},
+    "tree": {},
+    "engine": {
+        "local": ("ragkit.indexing:LocalEngine", None, "the index phase in this process (batched, resumable)"),
+    },
     "aggregator": {
         "stuff": ("ragkit.aggregators.stuff:StuffAggregator", None,
                   "selected chunks in prompt order, then one generate call"),
@@ -82,6 +87,9 @@ REQUIRED_METHODS: dict[str, tuple[str, ...]] = {
     "reranker": ("rerank",),
     "selector": ("select",),
     "aggregator": ("aggregate",),
+    "scorer": ("score",),
+    "tree": ("build",),
+    "engine": ("chunk_documents", "build_index"),
     "llm": ("generate",),
 }
 

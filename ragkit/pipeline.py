@@ -1,14 +1,20 @@
 """The pipeline: named slots, run in a fixed order.
 
-Index phase: ``load → chunk → (enrich) → embed → index → persist``.
-Query phase: ``retrieve → (rerank) → select → aggregate → Answer``.
+Index phase: ``load → chunk → (enrich) → (tree) → embed → index → persist`` (:mod:`ragkit.indexing`).
+Query phase: ``retrieve → (rerank) → select (one selector or a chain) → aggregate → Answer``.
+
+The pipeline builds every stage from its config, injects the collaborators each one declares
+(LLM and embedding backends, wrapped by the one backend policy in :mod:`ragkit.backends`), and
+owns a :class:`~ragkit.runtime.Runtime` (registry, cache mode, data root) instead of process-wide
+settings. ``Answer.trace`` records what each query stage did (``trace["stages"]``, one entry per slot
+and per selector link).
 
 Example:
     >>> from ragkit import Pipeline
     >>> pipe = Pipeline.from_config({
     ...     "backends": {"llm": {"default": {"type": "fake"}}, "embeddings": {"default": {"type": "fake"}}},
-    ...     "index": {"chunker": {"type": "sentence", "max_tokens": 32}, "retriever": {"type": "bm25"},
-    ...               "store": None},
+    ...     "index": {"chunker": {"type": "sentence", "max_tokens": 6}, "retriever": {"type": "bm25"},
+    ...               "store": ":memory:"},
     ... })
     >>> report = pipe.index([Document.from_text("Paris is in France. Rome is in Italy.")])
     >>> pipe.query("Where is Rome?").chunks[0].chunk.text
@@ -20,50 +26,42 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ragkit.cache import set_default_cache_mode
+from ragkit import indexing
+from ragkit.backends import build_backend
 from ragkit.config.load import BACKEND_KIND_BY_SECTION, load_config
-from ragkit.errors import RagkitError, StageError
+from ragkit.context import QueryContext, context_needs
+from ragkit.indexing import IndexReport, IndexStages  # noqa: F401  (IndexReport: public name)
 from ragkit.registry import Registry, default_registry
-from ragkit.stage import collaborator_params, source_fingerprint
+from ragkit.runtime import Runtime
+from ragkit.stage import call_stage, collaborator_params
 from ragkit.types import Answer, Document, Query, ScoredChunk, Usage, sha256_hex  # noqa: F401
-from ragkit.usage import usage_scope
+from ragkit.usage import UsageBook, usage_scope
 
-INDEX_SECTIONS = ("chunker", "enrichers", "embedder", "retriever")
-
-
-@dataclass
-class IndexReport:
-    """What an index run did."""
-
-    documents: int = 0
-    chunks: int = 0
-    documents_processed: int = 0
-    documents_removed: int = 0
-    reused: bool = False
-    store: str | None = None
-    usage: dict[str, Usage] = field(default_factory=dict)
-    seconds: float = 0.0
+INDEX_SECTIONS = indexing.INDEX_SECTIONS
+STAGE_KIND = {"chunker": "chunker", "retriever": "retriever", "tree": "tree", "reranker": "reranker",
+              "selector": "selector", "aggregator": "aggregator"}
 
 
 class Pipeline:
     """A configured RAG pipeline. Build it with :meth:`from_yaml` or :meth:`from_config`."""
 
     def __init__(self, config: Mapping[str, Any], registry: Registry | None = None, *, name: str = "config",
-                 base_dir: str | Path | None = None) -> None:
+                 base_dir: str | Path | None = None, data_root: str | Path | None = None) -> None:
         self.config = copy.deepcopy(dict(config))
         self.registry = registry or default_registry()
         self.name = name
         self.base_dir = Path(base_dir) if base_dir is not None else Path.cwd()
+        self.runtime = Runtime(registry=self.registry, cache_mode=self.config["cache"]["mode"], data_root=data_root,
+                               config_data_root=self.config.get("data_root"))
         self._backends: dict[tuple[str, str], Any] = {}
         self._stages: dict[str, Any] = {}
         self.retriever_: Any = None
-        self.stage_usage: dict[str, Usage] = {}
-        self.data_root: str | Path | None = None  # explicit data root (``--data-root``), beats $RAGKIT_DATA
-        set_default_cache_mode(self.config["cache"]["mode"])
+        self.trees_: dict[str, Any] | None = None
+        self.usage_book = UsageBook()
 
     # ----------------------------------------------------------------- construction
     @classmethod
@@ -82,14 +80,27 @@ class Pipeline:
         """The normalised config: ``from_config(p.to_config()).to_config() == p.to_config()``."""
         return copy.deepcopy(self.config)
 
+    @property
+    def data_root(self) -> str | Path | None:
+        """The explicit data root (``--data-root``); it beats ``$RAGKIT_DATA`` and the config's ``data_root``."""
+        return self.runtime.data_root
+
+    @data_root.setter
+    def data_root(self, value: str | Path | None) -> None:
+        self.runtime.data_root = value
+
+    @property
+    def stage_usage(self) -> dict[str, Usage]:
+        """Usage per slot over this pipeline's life."""
+        return self.usage_book.slots
+
     def backend(self, section: str, ref: Any) -> Any:
         """The backend instance for a reference: a name under ``backends.<section>``, an inline spec, or an instance."""
         kind = BACKEND_KIND_BY_SECTION[section]
         if isinstance(ref, str):
             key = (section, ref)
             if key not in self._backends:
-                spec = self.config["backends"][section][ref]
-                self._backends[key] = self._build(kind, spec)
+                self._backends[key] = self._build(kind, self.config["backends"][section][ref])
             return self._backends[key]
         if isinstance(ref, Mapping):
             key = (section, sha256_hex(ref))
@@ -103,20 +114,24 @@ class Pipeline:
         params = {k: v for k, v in spec.items() if k != "type"}
         for name, ref_kind in collaborator_params(cls).items():
             if name in params:
-                section = "llm" if ref_kind == "llm" else "embeddings"
-                params[name] = self.backend(section, params[name])
+                params[name] = self.backend("llm" if ref_kind == "llm" else "embeddings", params[name])
         for name, value in inject.items():
             if name in params or name in collaborator_params(cls):
                 params[name] = value
+        if kind in ("llm", "embedder"):
+            return build_backend(kind, {"type": spec["type"]}, self.registry, cache_mode=self.runtime.cache_mode,
+                                 **params)
         instance = cls(**params)
-        return _wrap_llm(instance) if kind == "llm" else instance  # cache, usage, structured-output retries
+        bind = getattr(instance, "bind_runtime", None)
+        if callable(bind):
+            bind(self.runtime)
+        return instance
 
     def _stage(self, slot: str) -> Any:
         if slot not in self._stages:
             section, key = slot.split(".")
-            spec = self.config[section][key]
-            kind = {"chunker": "chunker", "retriever": "retriever", "reranker": "reranker",
-                    "selector": "selector", "aggregator": "aggregator"}[key]
+            spec = self.config[section].get(key)
+            kind = STAGE_KIND[key]
             if spec is None:
                 self._stages[slot] = None
             elif key == "retriever":
@@ -124,6 +139,8 @@ class Pipeline:
                 explicit = spec.get("embedder") if isinstance(spec, Mapping) else None
                 inject = {} if explicit not in (None, "default") else {"embedder": embedder}
                 self._stages[slot] = self._build(kind, spec, **inject)
+            elif isinstance(spec, list):
+                self._stages[slot] = [self._build(kind, link) for link in spec]
             else:
                 self._stages[slot] = self._build(kind, spec)
         return self._stages[slot]
@@ -147,12 +164,23 @@ class Pipeline:
         return self.retriever_ if self.retriever_ is not None else self._stage("index.retriever")
 
     @property
+    def tree_builder(self) -> Any:
+        return self._stage("index.tree")
+
+    @property
     def reranker(self) -> Any:
         return self._stage("query.reranker")
 
     @property
+    def selectors(self) -> list[Any]:
+        """The selector chain (one element for a single selector)."""
+        chain = self._stage("query.selector")
+        return list(chain) if isinstance(chain, list) else [chain]
+
+    @property
     def selector(self) -> Any:
-        return self._stage("query.selector")
+        """The selector (the first link of a chain)."""
+        return self.selectors[0]
 
     @property
     def aggregator(self) -> Any:
@@ -161,64 +189,67 @@ class Pipeline:
     # ----------------------------------------------------------------- index phase
     def index_config(self) -> dict[str, Any]:
         """The part of the config that determines the index (its hash names and verifies the store)."""
-        index = {k: self.config["index"][k] for k in INDEX_SECTIONS}
-        used: dict[str, dict[str, Any]] = {"llm": {}, "embeddings": {}}
-
-        def note(section: str, ref: Any) -> None:
-            if isinstance(ref, str):
-                used[section][ref] = self.config["backends"][section][ref]
-
-        note("embeddings", index["embedder"])
-        code: dict[str, str] = {}
-
-        def fingerprint(kind: str, spec: Any) -> None:
-            if isinstance(spec, Mapping) and isinstance(spec.get("type"), str):
-                digest = source_fingerprint(self.registry.get(kind, spec["type"]))
-                if digest is not None:
-                    code[f"{kind}:{spec['type']}"] = digest
-
-        for kind, spec in [("chunker", index["chunker"]), ("retriever", index["retriever"]),
-                           *[("enricher", s) for s in index["enrichers"]]]:
-            cls = self.registry.get(kind, spec["type"])
-            fingerprint(kind, spec)
-            for param, ref_kind in collaborator_params(cls).items():
-                note("llm" if ref_kind == "llm" else "embeddings", spec.get(param))
-        if isinstance(index["embedder"], Mapping):
-            fingerprint("embedder", index["embedder"])
-        for section, specs in used.items():
-            for spec in specs.values():
-                fingerprint(BACKEND_KIND_BY_SECTION[section], spec)
-        config = {"index": index, "backends": used}
-        if code:  # plugin stages only: ragkit's own are covered by its version (see source_fingerprint)
-            config["code"] = code
-        return config
+        return indexing.index_config(self.config, self.registry)
 
     def index_hash(self) -> str:
-        return sha256_hex(self.index_config())[:16]
+        return indexing.index_hash(self.config, self.registry)
+
+    def chunking_hash(self) -> str:
+        return indexing.chunking_hash(self.config, self.registry)
+
+    def index_store(self) -> Any:
+        """The :class:`~ragkit.store.store.IndexStore` of this config (``None`` for ``":memory:"``)."""
+        return indexing.store_location(self.config["index"].get("store"), self.base_dir, self.index_hash())
+
+    def index_stages(self) -> IndexStages:
+        """The index-phase stages, built, for :func:`ragkit.indexing.run_index_phase`."""
+        index = self.config["index"]
+        return IndexStages(
+            chunker=self.chunker, retriever=self._stage("index.retriever"), enrichers=self.enrichers,
+            tree_builder=self.tree_builder, chunker_type=index["chunker"]["type"],
+            enricher_types=[s["type"] for s in index["enrichers"]],
+            tree_type=(index.get("tree") or {}).get("type", "?"), retriever_type=index["retriever"]["type"])
+
+    def index_plan(self) -> indexing.IndexPlan:
+        return indexing.IndexPlan(store=self.index_store(), index_hash=self.index_hash(),
+                                  index_config=self.index_config(), chunking_hash=self.chunking_hash())
+
+    def engine(self) -> Any:
+        """The index engine of ``engine:`` in the config (``local`` by default)."""
+        spec = dict(self.config.get("engine") or {"type": "local"})
+        cls = self.registry.get("engine", spec.pop("type"), path="engine.type")
+        return cls(**spec)
 
     def load_documents(self, sources: Iterable[str | Path | Document] | None = None) -> list[Document]:
         """Documents from ``sources`` (paths, globs, Documents) or from the config's corpus section."""
-        from ragkit.loaders import load_corpus
+        from ragkit.corpus import documents_from_spec
 
         spec = self.config["corpus"] if sources is None else sources
-        data_root = None
-        if isinstance(spec, Mapping) and spec.get("dataset"):
-            from ragkit.eval.datasets import resolve_data_root
-
-            # precedence: explicit (self.data_root, e.g. --data-root) > $RAGKIT_DATA > config data_root > default
-            data_root = resolve_data_root(self.data_root, self.config.get("data_root"))
-        return load_corpus(spec, base_dir=self.base_dir, data_root=data_root)
+        return documents_from_spec(spec, base_dir=self.base_dir, data_root=self.runtime.data_root,
+                                   config_data_root=self.runtime.config_data_root)
 
     def index(self, sources: Iterable[str | Path | Document] | None = None, *, rebuild: bool = False) -> IndexReport:
-        """Run the index phase: load, chunk, enrich, embed, index and persist (incrementally)."""
-        from ragkit.store.indexer import run_index_phase
-
+        """Run the index phase: load, chunk, enrich, (tree,) embed, index and persist (incrementally)."""
         start = time.perf_counter()
-        with self._timed("index.load"):
+        with self.usage_book.timed("index.load"):
             docs = self.load_documents(sources)
-        report = run_index_phase(self, docs, rebuild=rebuild)
-        report.seconds = time.perf_counter() - start
-        return report
+        return self.index_documents(docs, rebuild=rebuild, started=start)
+
+    def index_documents(self, docs: Sequence[Document], *, rebuild: bool = False,
+                        started: float | None = None) -> IndexReport:
+        """Run the index phase on already-loaded documents."""
+        start = time.perf_counter() if started is None else started
+        result = indexing.run_index_phase(self.index_stages(), docs, self.index_plan(), cache=self.runtime.cache(),
+                                          engine=self.engine(), usage=self.usage_book, rebuild=rebuild)
+        self.retriever_, self.trees_ = result.retriever, result.trees
+        result.report.seconds = time.perf_counter() - start
+        return result.report
+
+    def open_index(self) -> IndexReport:
+        """Load the persisted index of this config (verified); raises if there is none."""
+        result = indexing.open_index(self.index_stages(), self.index_plan(), usage=self.usage_book)
+        self.retriever_, self.trees_ = result.retriever, result.trees
+        return result.report
 
     # ----------------------------------------------------------------- query phase
     def retrieve(self, query: Query | str, k: int | None = None, filter: Mapping[str, Any] | None = None) -> list[ScoredChunk]:
@@ -226,77 +257,91 @@ class Pipeline:
         self._require_index()
         k = k or self.config["query"]["retrieve"]["k"]
         filter = filter if filter is not None else self.config["query"]["retrieve"]["filter"]
-        with self._timed("query.retrieve"):
-            return self._run("query.retrieve", lambda: self.retriever.retrieve(query, k=k, filter=filter))
+        with self.usage_book.timed("query.retrieve"):
+            return self._call("query.retrieve", lambda: self.retriever.retrieve(query, k=k, filter=filter))
+
+    def query_context(self, usage: Usage | None = None) -> QueryContext:
+        """The read-only index view given to query stages that declare ``needs_context``."""
+        self._require_index()
+        return QueryContext(self.retriever.chunks_ or [], trees=self.trees_, embedder=self.embedder, usage=usage)
 
     def query(self, query: Query | str, *, filter: Mapping[str, Any] | None = None, k: int | None = None) -> Answer:
-        """Answer one question: retrieve → (rerank) → select → aggregate."""
+        """Answer one question: retrieve → (rerank) → select (chain) → aggregate."""
         query = _as_query(query)
         trace: dict[str, Any] = {}
+        stages: list[dict[str, Any]] = []
         with usage_scope() as total:
+            context: QueryContext | None = None
+
+            def context_for(stage: Any) -> dict[str, Any]:
+                nonlocal context
+                if not context_needs(stage):
+                    return {}
+                if context is None:
+                    context = self.query_context(total)
+                return {"context": context}
+
             t0 = time.perf_counter()
             candidates = self.retrieve(query, k=k, filter=filter)
             trace["retrieve_s"] = time.perf_counter() - t0
             trace["candidates"] = len(candidates)
+            stages.append({"slot": "query.retrieve", "ids": [s.chunk.id for s in candidates],
+                           "seconds": trace["retrieve_s"]})
             if self.reranker is not None:
                 t0 = time.perf_counter()
-                with self._timed("query.reranker"):
-                    candidates = self._run("query.reranker", lambda: self.reranker.rerank(query, candidates))
+                with self.usage_book.timed("query.reranker"):
+                    candidates = self._call("query.reranker", lambda: self.reranker.rerank(query, candidates))
                 trace["rerank_s"] = time.perf_counter() - t0
+                stages.append({"slot": "query.reranker", "ids": [s.chunk.id for s in candidates],
+                               "seconds": trace["rerank_s"]})
             t0 = time.perf_counter()
-            with self._timed("query.selector"):
-                selected = self._run("query.selector", lambda: self.selector.select(query, candidates))
+            selected = candidates
+            chain = self.selectors
+            for position, selector in enumerate(chain):
+                slot = "query.selector" if len(chain) == 1 else f"query.selector.{position}"
+                link_start = time.perf_counter()
+                with self.usage_book.timed("query.selector"):
+                    previous = selected
+                    selected = self._call(slot, lambda s=selector, p=previous: s.select(query, p, **context_for(s)))
+                entry: dict[str, Any] = {"slot": slot, "type": self._type_of(slot), "ids": [s.chunk.id for s in selected],
+                                         "seconds": time.perf_counter() - link_start}
+                details = selector.trace() if callable(getattr(selector, "trace", None)) else {}
+                if details:
+                    entry["details"] = dict(details)
+                stages.append(entry)
             trace["select_s"] = time.perf_counter() - t0
             t0 = time.perf_counter()
-            with self._timed("query.aggregator"):
-                answer = self._run("query.aggregator", lambda: self.aggregator.aggregate(query, selected))
+            aggregator = self.aggregator
+            with self.usage_book.timed("query.aggregator"):
+                answer = self._call("query.aggregator",
+                                    lambda: aggregator.aggregate(query, selected, **context_for(aggregator)))
             trace["aggregate_s"] = time.perf_counter() - t0
-        return replace(answer, usage=total, trace={**answer.trace, **trace})
+            stages.append({"slot": "query.aggregator", "ids": [s.chunk.id for s in answer.chunks],
+                           "seconds": trace["aggregate_s"]})
+        return replace(answer, usage=total, trace={**answer.trace, **trace, "stages": stages})
 
     # ----------------------------------------------------------------- helpers
     def _require_index(self) -> None:
         if self.retriever_ is None:
-            from ragkit.store.indexer import open_existing_index
+            self.open_index()
 
-            self.retriever_ = open_existing_index(self)
+    def _type_of(self, slot: str) -> str:
+        parts = slot.split(".")
+        section, key = parts[0], parts[1] if len(parts) > 1 else ""
+        spec = self.config.get(section, {}).get(key) if section in ("index", "query") else None
+        if isinstance(spec, list) and len(parts) > 2:
+            spec = spec[int(parts[2])]
+        return spec.get("type", "?") if isinstance(spec, Mapping) else key
+
+    def _call(self, slot: str, fn: Any) -> Any:
+        return call_stage(slot, self._type_of(slot), fn)
 
     def _timed(self, slot: str) -> Any:
-        pipeline = self
-
-        class _Scope:
-            def __enter__(self) -> Usage:
-                self._cm = usage_scope()
-                self.usage = self._cm.__enter__()
-                return self.usage
-
-            def __exit__(self, *exc: Any) -> None:
-                self._cm.__exit__(*exc)
-                pipeline.stage_usage[slot] = pipeline.stage_usage.get(slot, Usage()) + self.usage
-
-        return _Scope()
-
-    def _run(self, slot: str, fn: Any) -> Any:
-        try:
-            return fn()
-        except RagkitError:
-            raise
-        except Exception as exc:
-            section, _, key = slot.partition(".")
-            spec = self.config.get(section, {}).get(key) if section in ("index", "query") else None
-            type_name = spec.get("type", "?") if isinstance(spec, Mapping) else key
-            raise StageError(slot, type_name, f"{type(exc).__name__}: {exc}") from exc
+        """Collect the usage recorded inside the block under ``slot``."""
+        return self.usage_book.timed(slot)
 
     def run_usage(self) -> Usage:
-        total = Usage()
-        for usage in self.stage_usage.values():
-            total = total + usage
-        return total
-
-
-def _wrap_llm(backend: Any) -> Any:
-    from ragkit.llm.cached import wrap_llm
-
-    return wrap_llm(backend)
+        return self.usage_book.total()
 
 
 def _as_query(query: Query | str) -> Query:

@@ -14,7 +14,8 @@ from __future__ import annotations
 import inspect
 import threading
 import typing
-from typing import Annotated, Any
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
 
 from pydantic import ConfigDict, ValidationError, create_model
 
@@ -33,6 +34,7 @@ class Ref:
 
 LLMRef = Annotated[Any, Ref("llm")]
 EmbedderRef = Annotated[Any, Ref("embedder")]
+T = TypeVar("T")
 
 
 def _signature_params(cls: type) -> list[inspect.Parameter]:
@@ -170,3 +172,26 @@ def source_fingerprint(cls: type) -> str | None:
         return _FINGERPRINTS[key]
     except OSError:
         return None
+
+
+def call_stage(slot: str, type_name: str, fn: Callable[[], T]) -> T:
+    """Run ``fn`` for the stage in ``slot``; an unexpected exception becomes a :class:`StageError` naming it.
+
+    ragkit's own errors (already specific) pass through unchanged.
+
+    Example:
+        >>> call_stage("query.selector", "top_k", lambda: 3)
+        3
+        >>> call_stage("query.selector", "top_k", lambda: 1 / 0)
+        Traceback (most recent call last):
+        ...
+        ragkit.errors.StageError: stage query.selector (top_k) failed: ZeroDivisionError: division by zero
+    """
+    from ragkit.errors import RagkitError, StageError
+
+    try:
+        return fn()
+    except RagkitError:
+        raise
+    except Exception as exc:
+        raise StageError(slot, type_name, f"{type(exc).__name__}: {exc}") from exc

@@ -204,3 +204,91 @@ class Answer:
             "usage": self.usage.to_dict(),
             "trace": _plain(self.trace),
         }
+
+
+@dataclass(frozen=True)
+class TreeNode:
+    """One node of a :class:`DocTree`.
+
+    Leaves hold a verbatim span of the document (``doc.text[start:end]``); internal nodes cover the
+    span of their children and carry ``title``, ``keywords`` and ``summary`` (written by a tree
+    builder, possibly an LLM). ``chunk_ids`` lists the index chunks that fall under the node.
+    """
+
+    id: str
+    parent: str | None
+    children: tuple[str, ...]
+    start: int
+    end: int
+    level: int = 0
+    title: str = ""
+    summary: str = ""
+    keywords: tuple[str, ...] = ()
+    chunk_ids: tuple[str, ...] = ()
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "children", tuple(self.children))
+        object.__setattr__(self, "keywords", tuple(self.keywords))
+        object.__setattr__(self, "chunk_ids", tuple(self.chunk_ids))
+        object.__setattr__(self, "metadata", _frozen_metadata(self.metadata))
+
+    @property
+    def is_leaf(self) -> bool:
+        return not self.children
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: _plain(getattr(self, f.name)) for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TreeNode:
+        return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})
+
+
+@dataclass(frozen=True)
+class DocTree:
+    """A document's tree: ``nodes`` by id, ``root`` the id of the top node.
+
+    Example:
+        >>> doc = Document.from_text("# A\\nalpha\\n# B\\nbeta")
+        >>> leaves = [TreeNode("l1", "r", (), 0, 9), TreeNode("l2", "r", (), 10, 19)]
+        >>> tree = DocTree(doc.id, "r", {"r": TreeNode("r", None, ("l1", "l2"), 0, 19, title="doc"),
+        ...                              **{n.id: n for n in leaves}})
+        >>> [doc.text[n.start:n.end] for n in tree.leaves()]
+        ['# A\\nalpha', '# B\\nbeta']
+        >>> DocTree.from_dict(tree.to_dict()) == tree
+        True
+    """
+
+    doc_id: str
+    root: str
+    nodes: Mapping[str, TreeNode]
+    builder: str = ""
+
+    def node(self, node_id: str) -> TreeNode:
+        return self.nodes[node_id]
+
+    def children(self, node_id: str) -> list[TreeNode]:
+        return [self.nodes[c] for c in self.nodes[node_id].children]
+
+    def leaves(self, node_id: str | None = None) -> list[TreeNode]:
+        """The leaves under ``node_id`` (default: the root), in document order."""
+        out: list[TreeNode] = []
+        stack = [node_id or self.root]
+        while stack:
+            node = self.nodes[stack.pop()]
+            if node.is_leaf:
+                out.append(node)
+            else:
+                stack.extend(reversed(node.children))
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"doc_id": self.doc_id, "root": self.root, "builder": self.builder,
+                "nodes": [n.to_dict() for n in self.nodes.values()]}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> DocTree:
+        nodes = [TreeNode.from_dict(n) for n in data["nodes"]]
+        return cls(doc_id=data["doc_id"], root=data["root"], nodes={n.id: n for n in nodes},
+                   builder=data.get("builder", ""))

@@ -49,3 +49,42 @@ def record_usage(scopes: tuple[Usage, ...] | None = None, **amounts: float) -> N
         for usage in targets:
             for name, value in amounts.items():
                 setattr(usage, name, getattr(usage, name) + value)
+
+
+class UsageBook:
+    """Usage per slot (``"index.chunker"``, ``"query.selector"``, ...), optionally mirrored into a parent book.
+
+    Example:
+        >>> run, total = UsageBook(), UsageBook()
+        >>> run.parent = total
+        >>> with run.timed("query.aggregator"):
+        ...     record_usage(llm_calls=1)
+        >>> run.slots["query.aggregator"].llm_calls, total.total().llm_calls
+        (1, 1)
+    """
+
+    def __init__(self, parent: UsageBook | None = None) -> None:
+        self.slots: dict[str, Usage] = {}
+        self.parent = parent
+
+    def add(self, slot: str, usage: Usage) -> None:
+        self.slots[slot] = self.slots.get(slot, Usage()) + usage
+        if self.parent is not None:
+            self.parent.add(slot, usage)
+
+    @contextmanager
+    def timed(self, slot: str) -> Iterator[Usage]:
+        """Collect the usage recorded inside the block under ``slot`` (wall time included)."""
+        scope = usage_scope()
+        usage = scope.__enter__()
+        try:
+            yield usage
+        finally:
+            scope.__exit__(None, None, None)
+            self.add(slot, usage)
+
+    def total(self) -> Usage:
+        total = Usage()
+        for usage in self.slots.values():
+            total = total + usage
+        return total

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import pytest
 
+from ragkit.context import QueryContext, context_needs
+from ragkit.protocols import PROTOCOL_BY_KIND
 from ragkit.registry import default_registry
 from ragkit.stage import collaborator_params
 from ragkit.testing.checks import build_with_fakes, no_network, normalised_params, stored_params_match
@@ -30,7 +32,9 @@ def _chunks() -> list[Chunk]:
 
 def test_registry_lists_every_kind():
     kinds = {kind for kind, _ in ALL}
-    assert kinds == {"chunker", "enricher", "embedder", "retriever", "reranker", "selector", "aggregator", "llm"}
+    assert kinds >= {"chunker", "enricher", "embedder", "retriever", "reranker", "selector", "aggregator", "llm",
+                     "engine"}
+    assert kinds <= set(PROTOCOL_BY_KIND) | {"engine"}
 
 
 @pytest.mark.parametrize(("kind", "name"), ALL, ids=[f"{k}:{n}" for k, n in ALL])
@@ -45,6 +49,9 @@ def test_component_conformance(kind: str, name: str) -> None:
     refs = collaborator_params(cls)
     strip = lambda p: {k: v for k, v in p.items() if k not in refs}  # noqa: E731
     assert normalised_params(kind, name, **strip(rebuilt.get_params())) == params
+
+    if kind in PROTOCOL_BY_KIND:
+        assert isinstance(component, PROTOCOL_BY_KIND[kind]), f"{kind} {name!r} does not satisfy the {kind} protocol"
 
     if kind == "chunker":
         first = build_with_fakes(kind, name, max_tokens=64).chunk(SAMPLE)
@@ -63,8 +70,9 @@ def test_component_conformance(kind: str, name: str) -> None:
     elif kind in ("selector", "reranker"):
         candidates = [ScoredChunk(c, 1.0 / (i + 1), "test") for i, c in enumerate(_chunks())]
         method = "select" if kind == "selector" else "rerank"
-        a = getattr(build_with_fakes(kind, name), method)(Query.from_text("Rome"), candidates)
-        b = getattr(build_with_fakes(kind, name), method)(Query.from_text("Rome"), candidates)
+        extra = {"context": QueryContext(_chunks())} if kind == "selector" and context_needs(cls) else {}
+        a = getattr(build_with_fakes(kind, name), method)(Query.from_text("Rome"), candidates, **extra)
+        b = getattr(build_with_fakes(kind, name), method)(Query.from_text("Rome"), candidates, **extra)
         assert a == b and a
         assert {s.chunk.id for s in a} <= {c.chunk.id for c in candidates}
     elif kind == "aggregator":
@@ -72,6 +80,20 @@ def test_component_conformance(kind: str, name: str) -> None:
         a = build_with_fakes(kind, name).aggregate(Query.from_text("Where is Rome?"), selected)
         b = build_with_fakes(kind, name).aggregate(Query.from_text("Where is Rome?"), selected)
         assert a.text == b.text and a.text
+    elif kind == "scorer":
+        texts = [c.text for c in _chunks()]
+        a = build_with_fakes(kind, name).score(Query.from_text("Where is Rome?"), texts)
+        b = build_with_fakes(kind, name).score(Query.from_text("Where is Rome?"), texts)
+        assert a.shape == (len(texts),) and (a == b).all(), "scorers give one deterministic float per text"
+    elif kind == "tree":
+        tree = build_with_fakes(kind, name).build(SAMPLE, _chunks())
+        assert tree.doc_id == SAMPLE.id and tree.root in tree.nodes
+        for leaf in tree.leaves():
+            assert 0 <= leaf.start <= leaf.end <= len(SAMPLE.text), "tree leaves are spans of the document"
+    elif kind == "engine":
+        engine = build_with_fakes(kind, name)
+        batches = list(engine.chunk_documents([SAMPLE], lambda docs: [[] for _ in docs]))
+        assert [d for batch, _ in batches for d in batch] == [SAMPLE]
     elif kind == "enricher":
         docs = {SAMPLE.id: SAMPLE}
         a = build_with_fakes(kind, name).enrich(_chunks(), docs)

@@ -25,7 +25,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import Field
 
@@ -130,7 +130,7 @@ class StuffAggregator(Aggregator):
         return GenerationRequest.chat(user, system=self.template_.get("system") or None,
                                       max_tokens=self.max_new_tokens, temperature=self.temperature)
 
-    def aggregate(self, query: Query, selected: Sequence[ScoredChunk]) -> Answer:
+    def aggregate(self, query: Query, selected: Sequence[ScoredChunk], context: Any = None) -> Answer:
         """Answer ``query`` from ``selected`` with one generation call."""
         self.warm_up()
         passages = self.fit_context(selected)

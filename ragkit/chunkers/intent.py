@@ -296,7 +296,7 @@ class IntentChunker(Chunker):
             ``given`` (from ``intents``, ``intents_path`` or ``intents_dataset``: e.g. oracle questions).
         intents: given intents: one list for every document, or ``{source_id: [questions]}``.
         intents_path: a JSON file holding what ``intents`` would hold.
-        intents_dataset: a dataset name (``ragkit.eval.datasets``): each document gets the questions
+        intents_dataset: a dataset name (``ragkit.datasets``): each document gets the questions
             whose gold passage is its ``source_id`` (the *oracle* control in evaluations).
         window_chars: characters of document per intent-generation call (≤ 12,000, the authors' limit).
         intents_per_window: intents to request per window; ``None`` adapts to the window's sentence
@@ -446,14 +446,20 @@ class IntentChunker(Chunker):
                     f"object {{source_id: [questions]}}; got {type(data).__name__}"
                 )
             return data
-        from ragkit.eval.datasets import load_dataset
+        from ragkit.datasets import load_dataset
 
-        dataset = load_dataset(str(self.intents_dataset))
+        runtime = self.__dict__.get("runtime_")
+        dataset = load_dataset(str(self.intents_dataset), getattr(runtime, "data_root", None),
+                               config_data_root=getattr(runtime, "config_data_root", None))
         by_source: dict[str, list[str]] = {}
         for question in dataset.questions:
             for passage in question.gold_passages:
                 by_source.setdefault(str(passage), []).append(question.text)
         return by_source
+
+    def bind_runtime(self, runtime: Any) -> None:
+        """Called by the pipeline: ``intents_dataset`` is read from the runtime's data root (``--data-root``)."""
+        self.__dict__["runtime_"] = runtime
 
     # ------------------------------------------------------------------ units
     def units(self, text: str) -> tuple[list[tuple[int, int]], list[int]]:

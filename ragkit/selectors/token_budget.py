@@ -19,7 +19,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import Field
 
@@ -51,7 +51,7 @@ class TokenBudgetSelector(Selector):
         self.warm_up()
         return int(self.tokenizer_.count(chunk.text))
 
-    def select(self, query: Query, candidates: Sequence[ScoredChunk]) -> list[ScoredChunk]:
+    def select(self, query: Query, candidates: Sequence[ScoredChunk], context: Any = None) -> list[ScoredChunk]:
         """The longest prefix of ``candidates`` whose total tokens fit the budget (never empty if any)."""
         selected: list[ScoredChunk] = []
         used = 0

@@ -10,7 +10,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import Field
 
@@ -29,6 +29,6 @@ class TopKSelector(Selector):
     def __init__(self, *, k: Annotated[int, Field(gt=0)] = 5) -> None:
         self.k = k
 
-    def select(self, query: Query, candidates: Sequence[ScoredChunk]) -> list[ScoredChunk]:
+    def select(self, query: Query, candidates: Sequence[ScoredChunk], context: Any = None) -> list[ScoredChunk]:
         """The first ``k`` of ``candidates`` (all of them when there are fewer)."""
         return list(candidates[: self.k])

@@ -37,8 +37,8 @@ from pathlib import Path
 from typing import Any
 
 from ragkit.errors import IndexStoreError
-from ragkit.retrievers.base import CHUNKS_FILE, read_chunks
 from ragkit.store.atomic import atomic_write_json, exclusive_lock, fsync_dir, read_json, sha256_file
+from ragkit.store.chunks import CHUNKS_FILE, read_chunks
 from ragkit.types import Chunk, sha256_hex
 
 FORMAT = "ragkit-index"
@@ -46,6 +46,7 @@ FORMAT_VERSION = 1
 CURRENT = "CURRENT"
 MANIFEST = "manifest.json"
 DOCUMENTS = "documents.json"
+TREES = "trees.json"
 RETRIEVER_DIR = "retriever"
 JOURNAL_DIR = "journal"
 MEMORY = ":memory:"
@@ -166,6 +167,16 @@ class IndexStore:
         except (OSError, ValueError) as exc:
             raise IndexStoreError(f"{path} is missing or unreadable ({exc}). {_rebuild_hint()}") from exc
 
+    def read_trees(self) -> list[dict[str, Any]]:
+        """The document-tree records of the current version (empty when the index has none)."""
+        path = self.current_dir() / TREES
+        if not path.is_file():
+            return []
+        try:
+            return read_json(path)
+        except (OSError, ValueError) as exc:
+            raise IndexStoreError(f"{path} is unreadable ({exc}). {_rebuild_hint()}") from exc
+
     def read_chunks(self) -> list[Chunk]:
         return read_chunks(self.current_dir() / RETRIEVER_DIR / CHUNKS_FILE)
 
@@ -199,8 +210,9 @@ class IndexStore:
         return sorted(found)
 
     def commit(self, retriever: Any, documents: Sequence[Mapping[str, Any]], index_config: Mapping[str, Any],
-               index_hash: str, extra: Mapping[str, Any] | None = None) -> Path:
-        """Write ``retriever`` and the document records as a new version and make it current."""
+               index_hash: str, extra: Mapping[str, Any] | None = None,
+               trees: Sequence[Mapping[str, Any]] | None = None) -> Path:
+        """Write ``retriever``, the document records (and document trees) as a new version and make it current."""
         from ragkit import __version__
 
         self.path.mkdir(parents=True, exist_ok=True)
@@ -213,6 +225,8 @@ class IndexStore:
             try:
                 retriever.save(tmp / RETRIEVER_DIR)
                 atomic_write_json(tmp / DOCUMENTS, list(documents), indent=None, fsync=False)
+                if trees is not None:
+                    atomic_write_json(tmp / TREES, list(trees), indent=None, fsync=False)
                 files = {
                     p.relative_to(tmp).as_posix(): sha256_file(p)
                     for p in sorted(tmp.rglob("*")) if p.is_file()

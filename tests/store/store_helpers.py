@@ -41,3 +41,14 @@ def make_pipeline(registry, store, *, retriever="hybrid", cache="read_write", ma
                   "retriever": {"type": retriever}},
         "query": {"selector": {"type": "top_k", "k": 3}},
     }, registry=registry)
+
+
+def run_index_phase(pipeline, docs, rebuild: bool = False):
+    """The pipeline's index phase on loaded documents (returns the IndexReport)."""
+    return pipeline.index_documents(docs, rebuild=rebuild)
+
+
+def open_existing_index(pipeline):
+    """Open the pipeline's persisted index and return its retriever."""
+    pipeline.open_index()
+    return pipeline.retriever_

@@ -6,11 +6,11 @@ import json
 
 import numpy as np
 import pytest
-from store_helpers import CountingLineChunker, corpus, make_pipeline
+from store_helpers import CountingLineChunker, corpus, make_pipeline, open_existing_index, run_index_phase
 
 from ragkit.errors import IndexStoreError, StageError
 from ragkit.paths import indexes_dir
-from ragkit.store.indexer import open_existing_index, run_index_phase
+
 from ragkit.store.store import CURRENT, IndexStore
 
 
@@ -226,18 +226,16 @@ def plugin_registry(tmp_path, pattern: str, mtime: float):
 
 
 def test_editing_a_plugin_stage_rechunks_instead_of_serving_stale_records(tmp_path):
-    from ragkit.store.indexer import chunking_hash
-
     docs = corpus()
     v1 = make_pipeline(plugin_registry(tmp_path, r"[^\n]+", 1_000_000), tmp_path / "s")
     first = run_index_phase(v1, docs)
     assert first.chunks == 12 and "chunker:lines" in v1.index_config()["code"]
     same = make_pipeline(plugin_registry(tmp_path, r"[^\n]+", 1_000_000), tmp_path / "s")
     assert same.index_hash() == v1.index_hash() and run_index_phase(same, docs).reused
-    before = (v1.index_hash(), chunking_hash(v1))   # the fingerprint reads the file as it is on disk now
+    before = (v1.index_hash(), v1.chunking_hash())   # the fingerprint reads the file as it is on disk now
     registry = plugin_registry(tmp_path, r"[^\s]+", 2_000_000)              # one chunk per word now
     v2 = make_pipeline(registry, tmp_path / "s")
-    assert v2.index_hash() != before[0] and chunking_hash(v2) != before[1]
+    assert v2.index_hash() != before[0] and v2.chunking_hash() != before[1]
     with pytest.raises(IndexStoreError, match="source of a plugin stage"):  # the explicit store refuses
         run_index_phase(v2, docs)
     second = run_index_phase(make_pipeline(registry, tmp_path / "s2"), docs)

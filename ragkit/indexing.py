@@ -1,0 +1,400 @@
+"""The index phase: chunk → (enrich) → (tree) → embed + index → persist, incrementally and resumably.
+
+The pipeline owns this phase; it hands :func:`run_index_phase` its stages explicitly
+(:class:`IndexStages`) together with the store, the runtime and an **engine**, which decides where
+the work runs (``local``: this process; other engines register under the ``engine`` kind).
+
+- The store lives at ``index.store`` (relative paths are taken from the pipeline's base directory)
+  or, when that is ``null``, at ``RAGKIT_HOME/indexes/<index hash>``. ``index.store: ":memory:"``
+  keeps the index in memory only (nothing persisted; every run indexes afresh).
+- An unchanged corpus (same document fingerprints) is loaded from the store: no chunking, no
+  embedding. A changed corpus chunks only new or changed documents (records of the others come
+  from the store), drops removed ones, and re-indexes all chunks (unchanged texts hit the
+  embedding cache).
+- Chunk results are journalled per document as they are produced, and cached in
+  ``RAGKIT_HOME/cache.sqlite`` by (chunking configuration, document fingerprint), so an interrupted
+  run resumes where it stopped and another index that shares the chunker re-chunks nothing.
+- Document metadata (except ``headings``) is copied into each chunk's metadata where the chunk has
+  no such key, so filters can select by document fields (``source``, dates, ...).
+- With ``index.tree`` set, one :class:`~ragkit.types.DocTree` per document is built after chunking
+  and persisted with the index; query stages read it through the query context.
+
+Config hashing lives here too: :func:`index_config` (what determines the index, so its hash names and
+verifies the store) and :func:`chunking_hash` (what determines chunk records).
+
+Example:
+    >>> from ragkit import Pipeline, Document
+    >>> pipe = Pipeline.from_config({
+    ...     "backends": {"llm": {"default": {"type": "fake"}}, "embeddings": {"default": {"type": "fake"}}},
+    ...     "index": {"chunker": {"type": "sentence", "max_tokens": 6}, "retriever": {"type": "bm25"},
+    ...               "store": ":memory:"}})
+    >>> report = pipe.index([Document.from_text("Paris is in France. Rome is in Italy.")])
+    >>> report.documents, report.chunks, report.reused
+    (1, 2, False)
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from ragkit.errors import IndexStoreError, StageError
+from ragkit.paths import indexes_dir
+from ragkit.stage import Component, call_stage, collaborator_params, source_fingerprint
+from ragkit.store.store import MEMORY, IndexStore
+from ragkit.types import Chunk, DocTree, Document, Usage, sha256_hex
+from ragkit.usage import UsageBook
+
+INDEX_SECTIONS = ("chunker", "enrichers", "embedder", "retriever")
+BATCH_DOCUMENTS = 16
+BATCH_CHUNKS = 512
+BACKEND_KIND_BY_SECTION = {"llm": "llm", "embeddings": "embedder"}
+
+
+@dataclass
+class IndexReport:
+    """What an index run did."""
+
+    documents: int = 0
+    chunks: int = 0
+    documents_processed: int = 0
+    documents_removed: int = 0
+    reused: bool = False
+    store: str | None = None
+    usage: dict[str, Usage] = field(default_factory=dict)
+    seconds: float = 0.0
+    trees: int = 0
+
+
+# --------------------------------------------------------------------------- config hashing
+def index_config(config: Mapping[str, Any], registry: Any) -> dict[str, Any]:
+    """The part of ``config`` that determines the index (its hash names and verifies the store)."""
+    index = {k: config["index"][k] for k in INDEX_SECTIONS}
+    if config["index"].get("tree"):
+        index["tree"] = config["index"]["tree"]  # only when set, so indexes without trees keep their hash
+    used: dict[str, dict[str, Any]] = {"llm": {}, "embeddings": {}}
+
+    def note(section: str, ref: Any) -> None:
+        if isinstance(ref, str):
+            used[section][ref] = config["backends"][section][ref]
+
+    note("embeddings", index["embedder"])
+    code: dict[str, str] = {}
+
+    def fingerprint(kind: str, spec: Any) -> None:
+        if isinstance(spec, Mapping) and isinstance(spec.get("type"), str):
+            digest = source_fingerprint(registry.get(kind, spec["type"]))
+            if digest is not None:
+                code[f"{kind}:{spec['type']}"] = digest
+
+    stages = [("chunker", index["chunker"]), ("retriever", index["retriever"]),
+              *[("enricher", s) for s in index["enrichers"]]]
+    if index.get("tree"):
+        stages.append(("tree", index["tree"]))
+    for kind, spec in stages:
+        cls = registry.get(kind, spec["type"])
+        fingerprint(kind, spec)
+        for param, ref_kind in collaborator_params(cls).items():
+            note("llm" if ref_kind == "llm" else "embeddings", spec.get(param))
+    if isinstance(index["embedder"], Mapping):
+        fingerprint("embedder", index["embedder"])
+    for section, specs in used.items():
+        for spec in specs.values():
+            fingerprint(BACKEND_KIND_BY_SECTION[section], spec)
+    out: dict[str, Any] = {"index": index, "backends": used}
+    if code:  # plugin stages only: ragkit's own are covered by its version (see source_fingerprint)
+        out["code"] = code
+    return out
+
+
+def index_hash(config: Mapping[str, Any], registry: Any) -> str:
+    """Short hash of :func:`index_config` (names the default store directory)."""
+    return sha256_hex(index_config(config, registry))[:16]
+
+
+def chunking_hash(config: Mapping[str, Any], registry: Any) -> str:
+    """Hash of everything that determines chunk records: chunker, enrichers, their backends, ragkit version,
+    and the source of plugin stages among them."""
+    from ragkit import __version__
+
+    specs = [("chunker", config["index"]["chunker"]), *[("enricher", s) for s in config["index"]["enrichers"]]]
+    backends: dict[str, dict[str, Any]] = {"llm": {}, "embeddings": {}}
+    for kind, spec in specs:
+        cls = registry.get(kind, spec["type"])
+        for param, ref_kind in collaborator_params(cls).items():
+            ref = spec.get(param)
+            section = "llm" if ref_kind == "llm" else "embeddings"
+            if isinstance(ref, str) and ref in config["backends"][section]:
+                backends[section][ref] = config["backends"][section][ref]
+    code = {k: v for k, v in index_config(config, registry).get("code", {}).items()
+            if k.startswith(("chunker:", "enricher:", "llm:", "embedder:"))}
+    if code:  # plugin stages (ragkit's own are covered by its version)
+        return sha256_hex("chunks", __version__, [s for _, s in specs], backends, code)[:16]
+    return sha256_hex("chunks", __version__, [s for _, s in specs], backends)[:16]
+
+
+def store_location(configured: Any, base_dir: str | Path, hash_: str) -> IndexStore | None:
+    """The index store for ``index.store`` (``None`` for ``":memory:"``)."""
+    if configured == MEMORY:
+        return None
+    if configured is None:
+        return IndexStore(indexes_dir() / hash_)
+    path = Path(str(configured)).expanduser()
+    if not path.is_absolute():
+        path = Path(base_dir) / path
+    return IndexStore(path)
+
+
+def fingerprint(doc: Document) -> str:
+    """Identity of a document's chunk records: its id (text hash) and its metadata."""
+    return sha256_hex(doc.id, doc.to_dict()["metadata"])[:32]
+
+
+# --------------------------------------------------------------------------- stages and engines
+@dataclass
+class IndexStages:
+    """The index-phase stages, built by the pipeline and handed over explicitly."""
+
+    chunker: Any
+    retriever: Any
+    enrichers: Sequence[Any] = ()
+    tree_builder: Any = None
+    chunker_type: str = "?"
+    enricher_types: Sequence[str] = ()
+    tree_type: str = "?"
+    retriever_type: str = "?"
+
+    def chunk_batch(self, docs: list[Document], usage: UsageBook) -> list[list[Chunk]]:
+        """Chunk and enrich a batch of documents (one list of chunks per document, in order)."""
+        chunker = self.chunker
+        with usage.timed("index.chunker"):
+            if hasattr(chunker, "chunk_many"):
+                results = call_stage("index.chunker", self.chunker_type, lambda: list(chunker.chunk_many(docs)))
+            else:
+                results = [call_stage("index.chunker", self.chunker_type, lambda d=d: list(chunker.chunk(d)))
+                           for d in docs]
+        if len(results) != len(docs):
+            raise StageError("index.chunker", self.chunker_type,
+                             f"chunk_many returned {len(results)} results for {len(docs)} documents")
+        results = [_with_document_metadata(d, r) for d, r in zip(docs, results)]
+        if self.enrichers and any(results):
+            flat = [c for r in results for c in r]
+            by_id = {d.id: d for d in docs}
+            for enricher, type_name in zip(self.enrichers, self.enricher_types):
+                with usage.timed("index.enrichers"):
+                    enriched = call_stage("index.enrichers", type_name,
+                                          lambda e=enricher, f=flat: list(e.enrich(f, by_id)))
+                if len(enriched) != len(flat):
+                    raise StageError("index.enrichers", type_name, f"enrich returned {len(enriched)} chunks for "
+                                                                   f"{len(flat)}; enrichers must keep every chunk")
+                flat = enriched
+            position = 0
+            regrouped = []
+            for r in results:
+                regrouped.append(flat[position:position + len(r)])
+                position += len(r)
+            results = regrouped
+        return results
+
+
+class LocalEngine(Component):
+    """Runs the index phase in this process: documents in batches, one ``retriever.index`` call.
+
+    An engine has two jobs: :meth:`chunk_documents` (map document batches to chunk records, yielding
+    each batch's results as they complete so the caller journals them) and :meth:`build_index`
+    (embed and index all chunks). A distributed engine implements the same two methods.
+    """
+
+    def __init__(self, *, batch_documents: int = BATCH_DOCUMENTS, batch_chars: int = BATCH_CHUNKS * 1000) -> None:
+        self.batch_documents = batch_documents
+        self.batch_chars = batch_chars
+
+    def chunk_documents(self, docs: Sequence[Document],
+                        chunk_batch: Callable[[list[Document]], list[list[Chunk]]]
+                        ) -> Iterator[tuple[list[Document], list[list[Chunk]]]]:
+        batch: list[Document] = []
+        size = 0
+        for position, doc in enumerate(docs):
+            batch.append(doc)
+            size += len(doc.text)
+            if len(batch) >= self.batch_documents or size >= self.batch_chars or position == len(docs) - 1:
+                yield batch, chunk_batch(batch)
+                batch, size = [], 0
+
+    def build_index(self, retriever: Any, chunks: list[Chunk]) -> None:
+        retriever.index(chunks)
+
+
+def _with_document_metadata(doc: Document, chunks: Sequence[Chunk]) -> list[Chunk]:
+    extra = {k: v for k, v in doc.metadata.items() if k != "headings"}
+    if not extra:
+        return list(chunks)
+    out = []
+    for chunk in chunks:
+        missing = {k: v for k, v in extra.items() if k not in chunk.metadata}
+        out.append(chunk.with_metadata(**missing) if missing else chunk)
+    return out
+
+
+def _dedupe(docs: Sequence[Document]) -> list[Document]:
+    seen: dict[str, Document] = {}
+    for doc in docs:
+        if not isinstance(doc, Document):
+            raise TypeError(f"the index phase expects Document objects, got {type(doc).__name__}: {doc!r:.80}")
+        seen.setdefault(doc.id, doc)
+    return list(seen.values())
+
+
+# --------------------------------------------------------------------------- the phase
+@dataclass
+class IndexPlan:
+    """Where and under which hashes the phase writes (computed by the pipeline from its config)."""
+
+    store: IndexStore | None
+    index_hash: str
+    index_config: Mapping[str, Any]
+    chunking_hash: str
+
+
+@dataclass
+class IndexResult:
+    """The phase's outputs: the ready retriever, the document trees (when built) and the report."""
+
+    retriever: Any
+    trees: dict[str, DocTree] | None
+    report: IndexReport
+
+
+def run_index_phase(stages: IndexStages, docs: Sequence[Document], plan: IndexPlan, *, cache: Any,
+                    engine: Any = None, usage: UsageBook | None = None, rebuild: bool = False) -> IndexResult:
+    """Index ``docs`` with ``stages`` into ``plan.store``; return the retriever, trees and report.
+
+    ``rebuild=True`` ignores (and then replaces) the stored index and any resume journal; the
+    chunk and embedding caches still apply (``cache.mode: off`` disables them).
+    """
+    engine = engine or LocalEngine()
+    run_usage = UsageBook(parent=usage)
+    docs = _dedupe(docs)
+    store = plan.store
+    retriever = stages.retriever
+    report = IndexReport(documents=len(docs), store=str(store.path) if store else None, usage=run_usage.slots)
+    prints = {d.id: fingerprint(d) for d in docs}
+
+    previous: dict[str, list[Chunk]] = {}
+    stored_prints: list[str] = []
+    if store is not None and store.exists() and not rebuild:
+        with run_usage.timed("index.store"):
+            store.verify(plan.index_hash)
+            stored_prints = [record["fingerprint"] for record in store.read_documents()]
+        if sorted(stored_prints) == sorted(prints.values()):
+            with run_usage.timed("index.store"):
+                call_stage("index.retriever", stages.retriever_type, lambda: retriever.load(store.retriever_dir()))
+                trees = _read_trees(store) if stages.tree_builder is not None else None
+            report.reused = True
+            report.chunks = len(retriever.chunks_ or [])
+            report.trees = len(trees or {})
+            return IndexResult(retriever, trees, report)
+        with run_usage.timed("index.store"):
+            previous = store.chunks_by_document()
+
+    wanted = set(prints.values())
+    report.documents_removed = len([fp for fp in stored_prints if fp not in wanted])
+    journal = store.journal(plan.chunking_hash) if store is not None else None
+    if journal is not None and rebuild:
+        journal.clear()
+    done: dict[str, list[Chunk]] = {fp: c for fp, c in previous.items() if fp in wanted}
+    if journal is not None:
+        for fp, chunks in journal.load().items():
+            if fp in wanted:
+                done.setdefault(fp, chunks)
+    todo = [d for d in docs if prints[d.id] not in done]
+
+    namespace = f"chunks:{plan.chunking_hash}"
+    if todo and cache.readable:
+        for fp, blob in cache.get_many(namespace, [prints[d.id] for d in todo]).items():
+            try:
+                done[fp] = [Chunk.from_dict(c) for c in json.loads(blob)]
+            except (ValueError, KeyError, TypeError):
+                continue
+        cached = [d for d in todo if prints[d.id] in done]
+        if journal is not None and cached:
+            journal.append([(prints[d.id], done[prints[d.id]]) for d in cached])
+        todo = [d for d in todo if prints[d.id] not in done]
+
+    report.documents_processed = len(todo)
+    if todo:
+        with tqdm(total=len(todo), desc="chunking", unit="doc", disable=None if len(todo) > 1 else True) as bar:
+            for batch, results in engine.chunk_documents(todo, lambda b: stages.chunk_batch(b, run_usage)):
+                records = [(prints[d.id], chunks) for d, chunks in zip(batch, results)]
+                for fp, chunks in records:
+                    done[fp] = chunks
+                if journal is not None:
+                    journal.append(records)
+                if cache.writable:
+                    cache.put_many(namespace, {fp: json.dumps([c.to_dict() for c in chunks], ensure_ascii=False,
+                                                              default=str).encode("utf-8")
+                                               for fp, chunks in records})
+                bar.update(len(batch))
+
+    trees: dict[str, DocTree] | None = None
+    if stages.tree_builder is not None:
+        trees = {}
+        builder = stages.tree_builder
+        with run_usage.timed("index.tree"):
+            for doc in docs:
+                chunks = done[prints[doc.id]]
+                trees[doc.id] = call_stage("index.tree", stages.tree_type, lambda d=doc, c=chunks: builder.build(d, c))
+        report.trees = len(trees)
+
+    all_chunks = [c for d in docs for c in done[prints[d.id]]]
+    with run_usage.timed("index.retriever"):
+        call_stage("index.retriever", stages.retriever_type, lambda: engine.build_index(retriever, all_chunks))
+    if store is not None:
+        documents = [{"id": d.id, "fingerprint": prints[d.id], "chunks": len(done[prints[d.id]]),
+                      "source_id": d.metadata.get("source_id"), "source": d.metadata.get("source")}
+                     for d in docs]
+        tree_records = [trees[d.id].to_dict() for d in docs] if trees is not None else None
+        with run_usage.timed("index.store"):
+            call_stage("index.store", "store", lambda: store.commit(retriever, documents, plan.index_config,
+                                                                      plan.index_hash, trees=tree_records))
+    report.chunks = len(all_chunks)
+    return IndexResult(retriever, trees, report)
+
+
+def _read_trees(store: IndexStore) -> dict[str, DocTree]:
+    return {record["doc_id"]: DocTree.from_dict(record) for record in store.read_trees()}
+
+
+def open_index(stages: IndexStages, plan: IndexPlan, usage: UsageBook | None = None) -> IndexResult:
+    """Load the persisted index (verified) into ``stages.retriever``; trees too when a builder is configured."""
+    store = plan.store
+    if store is None:
+        raise IndexStoreError("index.store is ':memory:', so there is no persisted index to open; "
+                              "call pipeline.index(...) in this process first.")
+    if not store.exists():
+        raise IndexStoreError(
+            f"no index at {store.path} for this configuration (index hash {plan.index_hash}). Build it first "
+            "with `ragkit index CONFIG` (or pipeline.index()); `ragkit run CONFIG` builds it too."
+        )
+    book = UsageBook(parent=usage)
+    retriever = stages.retriever
+    with book.timed("index.store"):
+        store.verify(plan.index_hash)
+        call_stage("index.retriever", stages.retriever_type, lambda: retriever.load(store.retriever_dir()))
+        trees = _read_trees(store) if stages.tree_builder is not None else None
+    report = IndexReport(documents=len(store.read_documents()), chunks=len(retriever.chunks_ or []), reused=True,
+                         store=str(store.path), usage=book.slots, trees=len(trees or {}))
+    return IndexResult(retriever, trees, report)
+
+
+def describe(report: IndexReport) -> str:
+    """One line summarising an index report (for CLI output and logs)."""
+    what = "reused the stored index" if report.reused else (
+        f"chunked {report.documents_processed} new or changed document(s), removed {report.documents_removed}")
+    where = report.store or "memory"
+    return f"index: {report.documents} documents, {report.chunks} chunks; {what}; store: {where}"

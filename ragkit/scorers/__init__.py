@@ -1,0 +1,1 @@
+"""ragkit.scorers: ``score(query, texts) -> ndarray``, used by selectors (CORAG) and scoring rerankers."""
