@@ -103,32 +103,28 @@ def _find(path_text: str, config_path: Path | None) -> Path:
 
 def load_inputs(pipeline: Any, data_root: str | Path | None = None, config_path: Path | None = None,
                 with_questions: bool = True) -> tuple[list[Document], list[Query]]:
-    """The corpus documents and (unless ``with_questions=False``) the questions of a run."""
-    from ragkit.loaders import load_corpus
+    """The corpus documents and (unless ``with_questions=False``) the questions of a run.
 
-    corpus = pipeline.config["corpus"]
+    Documents come from the config's ``corpus`` section through :func:`ragkit.corpus.corpus_from_spec`;
+    questions from ``query.questions`` when set, else from the dataset of a dataset corpus.
+    """
+    from ragkit.corpus import corpus_from_spec
+
+    spec = pipeline.config["corpus"]
     questions_file = pipeline.config["query"].get("questions")
+    if not (spec.get("dataset") or spec.get("paths")):
+        raise ConfigError("corpus: give corpus.paths (files, directories or globs) or corpus.dataset (a dataset "
+                          "name); the config has neither")
     with pipeline._timed("index.load"):
-        if corpus.get("dataset"):
-            from ragkit.eval.datasets import load_dataset
-
-            dataset = load_dataset(corpus["dataset"], data_root=data_root, subset=corpus.get("subset"),
-                                   config_data_root=pipeline.config.get("data_root"))
-            docs = list(dataset.documents)
-            dataset_questions = [q.to_query() for q in dataset.questions]
-        elif corpus.get("paths"):
-            docs = load_corpus(corpus, base_dir=pipeline.base_dir)
-            dataset_questions = []
-        else:
-            raise ConfigError("corpus: give corpus.paths (files, directories or globs) or corpus.dataset (a dataset "
-                              "name); the config has neither")
+        corpus = corpus_from_spec(spec, base_dir=pipeline.base_dir, data_root=data_root,
+                                  config_data_root=pipeline.config.get("data_root"))
     if not with_questions:
         questions = []
     elif questions_file:
         questions = read_questions(_find(str(questions_file), config_path))
     else:
-        questions = dataset_questions
-    return docs, questions
+        questions = corpus.questions or []
+    return list(corpus.documents), questions
 
 
 def resolve_output_dir(pipeline: Any, out: str | Path | None) -> Path:

@@ -1,8 +1,9 @@
 """Load a corpus into :class:`~ragkit.types.Document` objects.
 
-``load_corpus(spec)`` accepts the config's ``corpus`` mapping (``{"paths": [...]}`` or
-``{"dataset": name, "subset": [...]}``) or any iterable of paths, directories, globs and ``Document``
-objects (passed through). Formats by suffix:
+Loaders know files only: ``load_corpus(spec)`` accepts any iterable of paths, directories, globs and
+``Document`` objects (passed through). Turning a config's ``corpus`` section (``{"paths": [...]}`` or
+``{"dataset": name, "subset": [...]}``) into documents is :mod:`ragkit.corpus`; this package never
+imports :mod:`ragkit.datasets` or :mod:`ragkit.eval`. Formats by suffix:
 
 - ``.txt`` (and unknown suffixes named explicitly): plain text, no headings;
 - ``.md``/``.markdown``: Markdown; ATX ``#``/setext headings and WikiText ``= = Title = =`` lines are
@@ -35,7 +36,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from ragkit.errors import DatasetError, DocumentError
+from ragkit.errors import DocumentError
 from ragkit.loaders.files import DEFAULT_MAX_BYTES, LoaderWarning
 from ragkit.loaders.formats import LOADERS, load_text
 from ragkit.types import Document
@@ -56,19 +57,31 @@ def load_corpus(
     """Documents for ``spec`` (see the module docstring), in a stable order.
 
     Args:
-        spec: a corpus mapping (``paths`` or ``dataset`` + ``subset``), a path/glob, a ``Document``,
-            or an iterable of those.
+        spec: a path/glob, a ``Document``, or an iterable of those. A config ``corpus`` mapping is
+            still accepted for backwards compatibility and handed to
+            :func:`ragkit.corpus.documents_from_spec` (call that directly in new code).
         base_dir: where relative paths and globs are resolved (default: the working directory).
-        data_root: the data root for ``dataset`` corpora (see ``ragkit.eval.datasets``).
+        data_root: only for a ``dataset`` mapping (the explicit data root); see :mod:`ragkit.corpus`.
         max_bytes: refuse files larger than this.
 
     Raises:
         DocumentError: a path does not exist, a glob matches nothing, a file is too large or malformed.
-        DatasetError: the named dataset cannot be loaded.
+
+    Example:
+        >>> import tempfile
+        >>> base = Path(tempfile.mkdtemp())
+        >>> _ = (base / "notes.txt").write_text("Plain text.\\n", encoding="utf-8")
+        >>> [(d.metadata["source_id"], d.text) for d in load_corpus(["*.txt"], base_dir=base)]
+        [('notes.txt', 'Plain text.\\n')]
     """
     base = Path(base_dir) if base_dir is not None else Path.cwd()
     if isinstance(spec, Mapping):
-        return _load_mapping(spec, base, data_root, max_bytes)
+        # Backwards compatibility (Pipeline.load_documents still passes the config's corpus section): the
+        # mapping is the corpus layer's job. Imported here, not at module level, so that the loaders stay
+        # below ragkit.corpus / ragkit.datasets; remove once every caller uses ragkit.corpus.
+        from ragkit.corpus import documents_from_spec
+
+        return documents_from_spec(spec, base_dir=base, data_root=data_root, max_bytes=max_bytes)
     items: list[Any] = [spec] if isinstance(spec, (str, os.PathLike, Document)) else list(spec)
     docs: list[Document] = []
     seen: set[Path] = set()
@@ -103,7 +116,17 @@ def load_corpus(
 def load_path(
     path: str | Path, base_dir: str | Path | None = None, *, max_bytes: int = DEFAULT_MAX_BYTES, explicit: bool = True
 ) -> list[Document]:
-    """Documents of one file, by its suffix (unknown suffixes load as plain text)."""
+    """Documents of one file, by its suffix (unknown suffixes load as plain text).
+
+    ``explicit=False`` (files found by walking a directory) skips unknown suffixes instead.
+
+    Example:
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / "page.md"
+        >>> _ = path.write_text("# Title\\n\\nBody.\\n", encoding="utf-8")
+        >>> load_path(path, base_dir=path.parent)[0].metadata["headings"]
+        [(0, 7, 1, 'Title')]
+    """
     path = Path(path)
     base = Path(base_dir) if base_dir is not None else Path.cwd()
     if not path.is_file():
@@ -112,29 +135,6 @@ def load_path(
     if loader is None:
         return []
     return loader(path, _source_id(path, base), max_bytes)
-
-
-def _load_mapping(spec: Mapping[str, Any], base: Path, data_root: str | Path | None, max_bytes: int) -> list[Document]:
-    unknown = set(spec) - {"paths", "dataset", "subset", "max_bytes"}
-    if unknown:
-        raise DocumentError(f"corpus has unknown keys {sorted(unknown)}; use 'paths' (and 'max_bytes'), or 'dataset' "
-                            "with 'subset'")
-    if spec.get("max_bytes") is not None:
-        max_bytes = int(spec["max_bytes"])
-    paths, dataset = spec.get("paths"), spec.get("dataset")
-    if paths is not None and dataset is not None:
-        raise DocumentError("corpus gives both 'paths' and 'dataset'; keep one of them")
-    if dataset is not None:
-        try:
-            from ragkit.eval.datasets import load_dataset
-        except ImportError as exc:
-            raise DatasetError(f"cannot load dataset {dataset!r}: ragkit.eval.datasets is unavailable ({exc})") from exc
-        return list(load_dataset(dataset, data_root=data_root, subset=spec.get("subset")).documents)
-    if paths is None:
-        raise DocumentError("corpus has neither 'paths' nor 'dataset'; e.g. corpus: {paths: ['docs/**/*.md']}")
-    if isinstance(paths, (str, os.PathLike)):
-        paths = [paths]
-    return load_corpus(list(paths), base_dir=base, max_bytes=max_bytes)
 
 
 def _expand(item: str, base: Path) -> list[tuple[Path, bool]]:

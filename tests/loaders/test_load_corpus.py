@@ -104,7 +104,8 @@ def test_config_mapping(tree: Path):
         load_corpus({"path": ["x"]}, base_dir=tree)
 
 
-def test_dataset_mapping_uses_the_eval_datasets():
+def test_dataset_mapping_still_loads_through_ragkit_corpus():
+    # backwards compatibility: a config corpus mapping is handed to ragkit.corpus (imported lazily)
     docs = load_corpus({"dataset": "chroma_chunking_eval", "subset": ["chatlogs"]}, data_root=CHROMA.parent)
     assert len(docs) == 1 and len(docs[0].text) == 40_000
 
