@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from ragkit.chunkers.intent import IntentChunker, resolve_backend
-from ragkit.eval.datasets import load_dataset
+from ragkit.datasets import load_dataset
 
 
 def fixed_boundaries(n: int, k: int) -> set[int]:

@@ -26,7 +26,7 @@ import numpy as np
 
 from ragkit.chunkers.cluster import ClusterChunker
 from ragkit.chunkers.intent import IntentChunker, resolve_backend
-from ragkit.eval.datasets import load_dataset
+from ragkit.datasets import load_dataset
 from ragkit.registry import default_registry
 
 

@@ -42,7 +42,7 @@ NQ_NAME = "leval_nq4"
 # ---------------------------------------------------------------------------------------------- datasets
 def write_nq_folder(out: Path) -> Path:
     """The four L-Eval NQ pages and their questions as a generic-format dataset folder (as loaded by ragkit)."""
-    from ragkit.eval.datasets import load_dataset
+    from ragkit.datasets import load_dataset
 
     ds = load_dataset("leval_longdoc", subset="natural_question")
     docs = {str(d.metadata["source_id"]): d for d in ds.documents}
@@ -83,7 +83,7 @@ def experiment(artifact: Path = ARTIFACT, with_nq: bool = True) -> Any:
 def cmd_export(args: argparse.Namespace) -> None:
     """Chunk every dataset with the three chunkers; write one JSONL row per unique prompt key."""
     from ragkit.config.load import load_config
-    from ragkit.eval.datasets import load_dataset
+    from ragkit.datasets import load_dataset
     from ragkit.pipeline import Pipeline
 
     exp = experiment()

@@ -42,7 +42,7 @@ def windows(doc: Document, window: int = WINDOW, stride: int = STRIDE) -> list[C
 
 
 def load_documents(data_root: str | None = None) -> tuple[list[Document], list[str]]:
-    from ragkit.eval.datasets import load_dataset
+    from ragkit.datasets import load_dataset
 
     docs: list[Document] = []
     questions: list[str] = []

@@ -277,7 +277,7 @@ def test_real_models_end_to_end_on_chatlogs(real_backends, chroma_texts):
 
 @pytest.mark.slow
 def test_real_models_end_to_end_on_a_qasper_paper(real_backends):
-    from ragkit.eval.datasets import load_dataset
+    from ragkit.datasets import load_dataset
 
     llm, embedder = real_backends
     dataset = load_dataset("qasper_sample", subset=["1810.04528"])  # the shortest paper: one window
