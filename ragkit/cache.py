@@ -115,19 +115,12 @@ class CacheStore:
 
 
 _STORES: dict[tuple[str, str], CacheStore] = {}
-_DEFAULT_MODE: list[CacheMode] = ["read_write"]
-
-
-def set_default_cache_mode(mode: CacheMode) -> None:
-    """Set the mode used by :func:`default_cache` (the pipeline sets it from ``cache.mode``)."""
-    if mode not in CACHE_MODES:
-        raise ConfigError(f"cache.mode: got {mode!r}; allowed: {', '.join(CACHE_MODES)}")
-    _DEFAULT_MODE[0] = mode
 
 
 def default_cache(mode: CacheMode | None = None) -> CacheStore:
-    """The process-wide store at ``RAGKIT_HOME/cache.sqlite`` (re-read if ``RAGKIT_HOME`` changes)."""
-    mode = mode or _DEFAULT_MODE[0]
+    """The store at ``RAGKIT_HOME/cache.sqlite`` opened in ``mode`` (default ``read_write``; a pipeline passes its
+    runtime's ``cache.mode``). One connection pool per (path, mode), re-read if ``RAGKIT_HOME`` changes."""
+    mode = mode or "read_write"
     key = (str(cache_path()), mode)
     if key not in _STORES:
         _STORES[key] = CacheStore(cache_path(), mode)

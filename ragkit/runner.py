@@ -168,10 +168,10 @@ def run_config(
 ) -> RunResult:
     """Index the corpus, answer every question, write ``answers.jsonl`` and ``summary.json``."""
     from ragkit import __version__
-    from ragkit.store.indexer import run_index_phase
 
     started = time.perf_counter()
     pipeline = build_pipeline(config, overrides, no_cache=no_cache, questions=questions, registry=registry)
+    pipeline.data_root = data_root
     config_path = None if isinstance(config, Mapping) else Path(config)
     output_dir = resolve_output_dir(pipeline, out)
     docs, queries = load_inputs(pipeline, data_root, config_path)
@@ -179,7 +179,7 @@ def run_config(
         raise ConfigError("query.questions: no questions to answer; set query.questions to a JSONL file of "
                           '{"id", "question"} objects, or pass --questions FILE (use `ragkit index` to only index)')
     t0 = time.perf_counter()
-    report = run_index_phase(pipeline, docs, rebuild=rebuild)
+    report = pipeline.index_documents(docs, rebuild=rebuild)
     index_s = time.perf_counter() - t0 + pipeline.stage_usage.get("index.load", Usage()).wall_time_s
     report.seconds = index_s
     if on_index is not None:
@@ -232,13 +232,12 @@ def index_config(
     registry: Any = None,
 ) -> tuple[Any, Any]:
     """Run only the index phase; returns ``(pipeline, IndexReport)``."""
-    from ragkit.store.indexer import run_index_phase
-
     pipeline = build_pipeline(config, overrides, no_cache=no_cache, registry=registry)
+    pipeline.data_root = data_root
     config_path = None if isinstance(config, Mapping) else Path(config)
     t0 = time.perf_counter()
     docs, _ = load_inputs(pipeline, data_root, config_path, with_questions=False)
-    report = run_index_phase(pipeline, docs, rebuild=rebuild)
+    report = pipeline.index_documents(docs, rebuild=rebuild)
     report.seconds = time.perf_counter() - t0
     return pipeline, report
 

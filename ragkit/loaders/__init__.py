@@ -57,11 +57,10 @@ def load_corpus(
     """Documents for ``spec`` (see the module docstring), in a stable order.
 
     Args:
-        spec: a path/glob, a ``Document``, or an iterable of those. A config ``corpus`` mapping is
-            still accepted for backwards compatibility and handed to
-            :func:`ragkit.corpus.documents_from_spec` (call that directly in new code).
+        spec: a path/glob, a ``Document``, or an iterable of those (a config ``corpus`` mapping is
+            :func:`ragkit.corpus.documents_from_spec`'s job).
         base_dir: where relative paths and globs are resolved (default: the working directory).
-        data_root: only for a ``dataset`` mapping (the explicit data root); see :mod:`ragkit.corpus`.
+        data_root: unused (kept so positional callers keep working); datasets are :mod:`ragkit.corpus`'s.
         max_bytes: refuse files larger than this.
 
     Raises:
@@ -76,12 +75,9 @@ def load_corpus(
     """
     base = Path(base_dir) if base_dir is not None else Path.cwd()
     if isinstance(spec, Mapping):
-        # Backwards compatibility (Pipeline.load_documents still passes the config's corpus section): the
-        # mapping is the corpus layer's job. Imported here, not at module level, so that the loaders stay
-        # below ragkit.corpus / ragkit.datasets; remove once every caller uses ragkit.corpus.
-        from ragkit.corpus import documents_from_spec
-
-        return documents_from_spec(spec, base_dir=base, data_root=data_root, max_bytes=max_bytes)
+        raise DocumentError(
+            f"load_corpus takes paths, globs or Documents, not a corpus mapping ({dict(spec)!r:.120}); turn a config's "
+            "corpus section into documents with ragkit.corpus.documents_from_spec(spec, base_dir=...)")
     items: list[Any] = [spec] if isinstance(spec, (str, os.PathLike, Document)) else list(spec)
     docs: list[Document] = []
     seen: set[Path] = set()

@@ -56,3 +56,21 @@ def test_identity_and_params_never_hold_the_key(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setenv("RAGKIT_TEST_EMBED_KEY", "sk-secret")
     embedder = OpenAIEmbedder(base_url="http://127.0.0.1:9/v1", api_key_env="RAGKIT_TEST_EMBED_KEY")
     assert "sk-secret" not in repr(embedder.get_params()) and "sk-secret" not in embedder.identity
+
+
+def test_a_pipeline_caches_the_openai_embedder_like_any_other(embedding_server) -> None:
+    from ragkit import Pipeline
+
+    pipe = Pipeline.from_config({
+        "backends": {"llm": {"default": {"type": "fake"}},
+                     "embeddings": {"default": {"type": "openai", "base_url": embedding_server.base_url,
+                                                "model": "smollm2-135m-instruct", "api_key_env": None}}},
+        "index": {"store": ":memory:", "retriever": {"type": "dense"}}})
+    texts = ["The cache serves repeated texts.", "A second distinct text for the server."]
+    with usage_scope() as first:
+        a = pipe.embedder.embed_documents(texts)
+    with usage_scope() as second:
+        b = pipe.embedder.embed_documents(texts)
+    assert type(pipe.embedder).__name__ == "CachedEmbedder"
+    assert first.embedding_calls >= 1 and second.embedding_calls == 0, "repeats must not reach the server"
+    np.testing.assert_array_equal(a, b)

@@ -1,4 +1,5 @@
-"""The sentence-transformers embedder with the real packaged MiniLM: vectors, order, cache, truncation."""
+"""The sentence-transformers embedder with the real packaged MiniLM: vectors, order, truncation, and the
+embedding cache wrapper (``CachedEmbedder``) around it, as a pipeline builds it."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import numpy as np
 import pytest
 
 from ragkit.cache import default_cache
+from ragkit.embeddings.cached import CachedEmbedder
 from ragkit.embeddings.sentence_transformers import SentenceTransformerEmbedder, TruncationWarning
 from ragkit.errors import BackendError, ConfigError, DocumentError
 from ragkit.usage import usage_scope
@@ -16,16 +18,16 @@ from ragkit.usage import usage_scope
 
 @pytest.fixture(scope="module")
 def embedder():
-    emb = SentenceTransformerEmbedder(model="minilm", batch_size=4)
+    emb = CachedEmbedder(inner=SentenceTransformerEmbedder(model="minilm", batch_size=4))
     emb.warm_up()
     return emb
 
 
-def sibling(embedder: SentenceTransformerEmbedder, **params) -> SentenceTransformerEmbedder:
-    """Another embedder sharing ``embedder``'s loaded model (loading MiniLM again takes seconds)."""
+def sibling(embedder: CachedEmbedder, **params) -> CachedEmbedder:
+    """Another (cache-wrapped) embedder sharing ``embedder``'s loaded model (loading MiniLM again takes seconds)."""
     other = SentenceTransformerEmbedder(**params)
     other.__dict__.update(model_=embedder.model_, max_seq_length_=embedder.max_seq_length_, _warmed=True)
-    return other
+    return CachedEmbedder(inner=other)
 
 
 def fresh(text: str) -> str:
@@ -34,7 +36,7 @@ def fresh(text: str) -> str:
 
 
 def test_constructor_does_no_io():
-    emb = SentenceTransformerEmbedder()
+    emb = CachedEmbedder(inner=SentenceTransformerEmbedder())
     assert not hasattr(emb, "model_") and emb.model == "minilm" and emb.device == "auto"
 
 
@@ -65,7 +67,7 @@ def test_cache_serves_repeats_and_counts_only_model_runs(embedder):
     with usage_scope() as first:
         a = embedder.embed_documents(texts)
     assert (first.embedding_calls, first.embedded_texts) == (1, 2)  # the duplicate is embedded once
-    other = SentenceTransformerEmbedder(model="minilm")  # a new instance: the persistent cache answers
+    other = CachedEmbedder(inner=SentenceTransformerEmbedder(model="minilm"))  # new instance: the persistent cache answers
     with usage_scope() as second:
         b = other.embed_documents(texts)
     assert (second.embedding_calls, second.embedded_texts) == (0, 0)

@@ -95,19 +95,9 @@ def test_duplicates_are_loaded_once_and_documents_pass_through(tree: Path):
     assert docs[0] is given and len(docs) == 2
 
 
-def test_config_mapping(tree: Path):
-    docs = load_corpus({"paths": ["docs/*.md"]}, base_dir=tree)
-    assert [d.metadata["source_id"] for d in docs] == ["docs/a.md"]
-    with pytest.raises(DocumentError, match="neither 'paths' nor 'dataset'"):
-        load_corpus({"paths": None}, base_dir=tree)
-    with pytest.raises(DocumentError, match="unknown keys"):
-        load_corpus({"path": ["x"]}, base_dir=tree)
-
-
-def test_dataset_mapping_still_loads_through_ragkit_corpus():
-    # backwards compatibility: a config corpus mapping is handed to ragkit.corpus (imported lazily)
-    docs = load_corpus({"dataset": "chroma_chunking_eval", "subset": ["chatlogs"]}, data_root=CHROMA.parent)
-    assert len(docs) == 1 and len(docs[0].text) == 40_000
+def test_a_corpus_mapping_is_the_corpus_layers_job(tree: Path):
+    with pytest.raises(DocumentError, match="ragkit.corpus.documents_from_spec"):
+        load_corpus({"paths": ["docs/*.md"]}, base_dir=tree)
 
 
 def test_missing_path_and_empty_glob_are_clear(tree: Path):
@@ -194,8 +184,10 @@ def test_max_bytes_from_a_config(tmp_path: Path):
 
     path = tmp_path / "big.txt"
     path.write_text("x" * 2000, encoding="utf-8")
+    from ragkit.corpus import documents_from_spec
+
     with pytest.raises(DocumentError, match=r"corpus: \{max_bytes: 2001\}"):
-        load_corpus({"paths": [str(path)], "max_bytes": 1000})
+        documents_from_spec({"paths": [str(path)], "max_bytes": 1000})
     pipe = Pipeline.from_config(load_config({"corpus": {"paths": [str(path)], "max_bytes": 4000}}))
     assert len(pipe.load_documents()[0].text) == 2000
     with pytest.raises(ConfigError, match="corpus.max_bytes"):
