@@ -171,3 +171,45 @@ def test_data_root_reaches_stages_that_load_datasets(tmp_path: Path, monkeypatch
         "intent_source": "given", "intents_dataset": "chroma_chunking_eval"}}}])
     result = run_experiment(exp, out=tmp_path / "out", data_root=SHARED_DATASETS, limit=2, echo=None, plots=False)
     assert result.tables and os.environ["RAGKIT_DATA"] == str(tmp_path / "nowhere")
+
+
+def _generic_dataset(root: Path) -> Path:
+    folder = root / "tiny"
+    folder.mkdir(parents=True)
+    docs = [{"id": "a", "text": "Ada Lovelace wrote the first program.\n\nShe worked with Babbage."},
+            {"id": "b", "text": "Bees make honey.\n\nHoney keeps for years."}]
+    (folder / "documents.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs))
+    questions = [{"question": "Who wrote the first program?", "answer": "Ada Lovelace", "gold_passages": ["a"]},
+                 {"question": "What do bees make?", "answer": "honey", "gold_passages": ["b"]}]
+    (folder / "questions.jsonl").write_text("".join(json.dumps(q) + "\n" for q in questions))
+    return folder
+
+
+def test_data_root_goes_to_each_variants_pipeline_not_the_environment(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """No shared data: a generic dataset under --data-root, bm25, every retrieval protocol."""
+    import ragkit.eval.runner as runner
+
+    _generic_dataset(tmp_path / "data")
+    monkeypatch.setenv("RAGKIT_DATA", str(tmp_path / "nowhere"))
+    seen: list[object] = []
+    score = runner.score_variant
+
+    def spy(pipe, *args, **kwargs):  # type: ignore[no-untyped-def]
+        seen.append(pipe.data_root)
+        assert os.environ["RAGKIT_DATA"] == str(tmp_path / "nowhere")
+        return score(pipe, *args, **kwargs)
+
+    monkeypatch.setattr(runner, "score_variant", spy)
+    exp = {"dataset": "tiny", "protocols": ["chroma", "budget", "evidence"], "match": False,
+           "base": {"index": {"retriever": {"type": "bm25"}}},
+           "variants": [{"name": "para", "set": {"index.chunker": {"type": "paragraph", "max_tokens": 64}}},
+                        {"name": "tok", "set": {"index.chunker": {"type": "token", "max_tokens": 8}}}]}
+    result = run_experiment(exp, out=tmp_path / "out", data_root=tmp_path / "data", echo=None, plots=False)
+    assert seen == [tmp_path / "data", tmp_path / "data"]
+    para = result.records[0]
+    assert para["cost"]["chunks"] == 2 and para["match"] is None  # one chunk per (short) document
+    budget = para["protocols"]["budget"]["overall"]  # 1,000 tokens hold the whole tiny corpus
+    assert budget["all_gold"]["mean"] == 1.0 and budget["answer_in_context"]["mean"] == 1.0
+    assert para["protocols"]["evidence"]["overall"]["passage_recall@1"]["mean"] == 1.0
+    assert result.records[1]["cost"]["max_tokens"] <= 8

@@ -1,0 +1,290 @@
+"""Evaluation reports: one Markdown table per protocol and dataset partition, ``results.md``,
+``results.json`` and plots.
+
+Every table is printed and written under a line ``protocol: NAME`` (ARCHITECTURE.md, *Evaluation*),
+then ``dataset: NAME``; chunk sizes show the achieved mean ± std, with ⚠ on variants outside the
+experiment's ``match``.
+
+Example:
+    >>> print(markdown_table(["variant", "IoU %"], [["token", "5.1 ± 3.0"]]))
+    | variant | IoU %     |
+    |---------|-----------|
+    | token   | 5.1 ± 3.0 |
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import re
+import time
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ragkit.eval.experiment import Experiment
+
+
+def slug(text: str) -> str:
+    """A name safe in file names (letters, digits, ``._=-``; at most 80 characters).
+
+    Example:
+        >>> slug("token@max_tokens=128, overlap")
+        'token_max_tokens=128_overlap'
+    """
+    return re.sub(r"[^A-Za-z0-9._=-]+", "_", text).strip("_")[:80] or "variant"
+
+
+def _pct(stat: Mapping[str, float] | None, std: bool = True) -> str:
+    if not stat or stat.get("n", 0) == 0:
+        return "–"
+    text = f"{100 * stat['mean']:.1f}"
+    return f"{text} ± {100 * stat['std']:.1f}" if std else text
+
+
+def _num(value: float, digits: int = 1) -> str:
+    return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
+
+
+def markdown_table(header: list[str], rows: list[list[str]]) -> str:
+    """A Markdown table with columns padded to their widest cell (see the module example)."""
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)]
+    line = "| " + " | ".join(h.ljust(w) for h, w in zip(header, widths)) + " |"
+    sep = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
+    body = ["| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |" for r in rows]
+    return "\n".join([line, sep, *body])
+
+
+def _size_cells(record: Mapping[str, Any]) -> list[str]:
+    cost = record["cost"]
+    flag = ""
+    if record.get("match") is not None:
+        flag = "" if record["match"]["ok"] else " ⚠"
+    return [str(cost["chunks"]), f"{cost['mean_tokens']:.0f} ± {cost['std_tokens']:.0f}{flag}"]
+
+
+def render_tables(exp: Experiment, records: Sequence[Mapping[str, Any]]) -> dict[str, str]:
+    """One Markdown table per (protocol, dataset partition), keyed ``"<protocol> <dataset>/<partition>"``.
+
+    Each table starts with a line ``dataset: NAME`` (``NAME/PARTITION`` for unpooled datasets).
+
+    Example:
+        >>> from ragkit.eval.experiment import load_experiment
+        >>> exp = load_experiment({"dataset": "chroma_chunking_eval", "protocols": ["chroma"]})
+        >>> stat = {"mean": 0.5, "std": 0.1, "n": 4}
+        >>> record = {"variant": "base", "chunker": {"type": "recursive"}, "dataset": "chroma_chunking_eval",
+        ...           "partition": "all", "match": {"ok": False},
+        ...           "cost": {"chunks": 10, "mean_tokens": 150.0, "std_tokens": 20.0, "index_seconds": 1.25},
+        ...           "protocols": {"chroma": {"overall": {"recall": stat, "precision": stat, "iou": stat}}}}
+        >>> print(render_tables(exp, [record])["chroma chroma_chunking_eval"])
+        dataset: chroma_chunking_eval
+        | variant | chunker   | chunks | tokens mean ± std | recall %    | precision % | IoU %       | index s |
+        |---------|-----------|--------|-------------------|-------------|-------------|-------------|---------|
+        | base    | recursive | 10     | 150 ± 20 ⚠        | 50.0 ± 10.0 | 50.0 ± 10.0 | 50.0 ± 10.0 | 1.2     |
+    """
+    tables: dict[str, str] = {}
+    groups: dict[tuple[str, str], list[Mapping[str, Any]]] = defaultdict(list)
+    for r in records:
+        groups[(r["dataset"], r["partition"])].append(r)
+    for name, params in exp.protocols.items():
+        for (ds, part), rows in groups.items():
+            body = []
+            if name == "chroma":
+                header = ["variant", "chunker", "chunks", "tokens mean ± std", "recall %", "precision %", "IoU %",
+                          "index s"]
+                for r in rows:
+                    p = r["protocols"]["chroma"]["overall"]
+                    body.append([r["variant"], r["chunker"]["type"], *_size_cells(r), _pct(p.get("recall")),
+                                 _pct(p.get("precision")), _pct(p.get("iou")), _num(r["cost"]["index_seconds"])])
+            elif name == "budget":
+                header = ["variant", "chunker", "chunks", "tokens mean ± std", "sel. chunks", "sel. tokens",
+                          "recall %", "precision %", "IoU %", "all-gold %", "answer-in-ctx %", "p50 ms"]
+                for r in rows:
+                    p = r["protocols"]["budget"]["overall"]
+                    body.append([r["variant"], r["chunker"]["type"], *_size_cells(r),
+                                 _num(p.get("selected_chunks", {}).get("mean", float("nan"))),
+                                 _num(p.get("selected_tokens", {}).get("mean", float("nan")), 0),
+                                 _pct(p.get("recall")), _pct(p.get("precision")), _pct(p.get("iou")),
+                                 _pct(p.get("all_gold"), std=False), _pct(p.get("answer_in_context"), std=False),
+                                 _num(r["cost"]["latency_p50_ms"])])
+            elif name == "evidence":
+                ks = params["k"]
+                kmax = max(ks)
+                header = ["variant", "chunker", "chunks", "tokens mean ± std",
+                          *[f"recall@{k} %" for k in ks], *[f"all@{k} %" for k in ks], "MRR", f"nDCG@{kmax}"]
+                for r in rows:
+                    p = r["protocols"]["evidence"]["overall"]
+                    body.append([r["variant"], r["chunker"]["type"], *_size_cells(r),
+                                 *[_pct(p.get(f"recall@{k}"), std=False) for k in ks],
+                                 *[_pct(p.get(f"all@{k}"), std=False) for k in ks],
+                                 _num(p.get("mrr", {}).get("mean", float("nan")), 3),
+                                 _num(p.get(f"ndcg@{kmax}", {}).get("mean", float("nan")), 3)])
+            else:  # answer
+                header = ["variant", "chunker", "chunks", "tokens mean ± std", "EM %", "F1 %", "answer-in-ctx %",
+                          "LLM calls"]
+                for r in rows:
+                    p = r["protocols"]["answer"]["overall"]
+                    body.append([r["variant"], r["chunker"]["type"], *_size_cells(r), _pct(p.get("em"), std=False),
+                                 _pct(p.get("f1"), std=False), _pct(p.get("answer_in_context"), std=False),
+                                 _num(r["cost"]["query_usage"].get("llm_calls", 0), 0)])
+            label = ds if part == "all" else f"{ds}/{part}"
+            tables[f"{name} {label}"] = f"dataset: {label}\n" + markdown_table(header, body)
+    return tables
+
+
+def render_markdown(exp: Experiment, tables: Mapping[str, str], datasets: Mapping[str, Any], limit: int | None) -> str:
+    """The Markdown report: what was run, then each table under its ``protocol: NAME`` line.
+
+    Example:
+        >>> from ragkit.eval.experiment import load_experiment
+        >>> exp = load_experiment({"name": "demo", "dataset": "chroma_chunking_eval", "match": False})
+        >>> datasets = {"chroma_chunking_eval": {"questions": 4, "questions_with_gold_spans": 4, "documents": 1,
+        ...                                      "characters": 1200}}
+        >>> print(render_markdown(exp, {"chroma chroma_chunking_eval": "dataset: ...\\n| table |"}, datasets, 4))
+        # demo
+        <BLANKLINE>
+        - dataset `chroma_chunking_eval`: 4 questions (4 with gold spans), 1 documents, 1,200 characters
+        - reduced run: at most 4 questions per corpus
+        - percentages are mean ± std over questions; Chroma's arithmetic for `chroma`, unions for `budget`
+        <BLANKLINE>
+        protocol: chroma
+        <BLANKLINE>
+        dataset: ...
+        | table |
+        <BLANKLINE>
+    """
+    lines = [f"# {exp.name}", ""]
+    for name, summary in datasets.items():
+        excluded = summary.get("excluded") or {}
+        lines.append(f"- dataset `{name}`: {summary['questions']} questions ({summary['questions_with_gold_spans']} "
+                     f"with gold spans), {summary['documents']} documents, {summary['characters']:,} characters"
+                     + (f"; excluded: {json.dumps(excluded)}" if excluded else ""))
+    if limit:
+        lines.append(f"- reduced run: at most {limit} questions per corpus")
+    if exp.match:
+        lines.append(f"- chunk sizes matched at {exp.match['target_tokens']:.0f} ± {100 * exp.match['tolerance']:.0f} % "
+                     "MiniLM tokens; ⚠ marks variants outside")
+    lines.append("- percentages are mean ± std over questions; Chroma's arithmetic for `chroma`, unions for `budget`")
+    lines.append("")
+    for title, table in tables.items():
+        lines += [f"protocol: {title.split(' ', 1)[0]}", "", table, ""]
+    return "\n".join(lines)
+
+
+def _plot_metrics(protocol: str, overall: Mapping[str, Any]) -> list[str]:
+    if protocol == "evidence":
+        ks = sorted(int(k.split("@")[1]) for k in overall if k.startswith("all@"))
+        mid = ks[len(ks) // 2] if ks else None
+        return [m for m in (f"all@{mid}", f"recall@{mid}", "mrr") if m in overall]
+    wanted = {"chroma": ["iou", "recall", "precision"], "budget": ["iou", "recall", "all_gold"],
+              "answer": ["f1", "em", "answer_in_context"]}.get(protocol, [])
+    return [m for m in wanted if m in overall]
+
+
+def write_plots(records: Sequence[Mapping[str, Any]], out_dir: Path) -> list[Path]:
+    """Quality vs mean chunk size and quality vs cost: one PNG per protocol and partition, one row per metric.
+
+    Returns the paths written (``<dataset>[-<partition>]-<protocol>.png`` in ``out_dir``).
+
+    Example:
+        >>> import tempfile
+        >>> stat = {"mean": 0.5, "std": 0.1, "n": 4}
+        >>> record = {"variant": "base", "dataset": "chroma_chunking_eval", "partition": "all",
+        ...           "cost": {"mean_tokens": 150.0, "index_seconds": 1.25},
+        ...           "protocols": {"chroma": {"overall": {"recall": stat, "precision": stat, "iou": stat}}}}
+        >>> with tempfile.TemporaryDirectory() as tmp:
+        ...     [p.name for p in write_plots([record], Path(tmp))]
+        ['chroma_chunking_eval-chroma.png']
+    """
+    # The object API: no pyplot state and no backend switch, so notebooks keep their inline backend.
+    from matplotlib.figure import Figure
+
+    written = []
+    groups: dict[tuple[str, str], list[Mapping[str, Any]]] = defaultdict(list)
+    for r in records:
+        groups[(r["dataset"], r["partition"])].append(r)
+    for (ds, part), rows in groups.items():
+        label = slug(ds if part == "all" else f"{ds}-{part}")
+        for protocol in rows[0]["protocols"]:
+            metrics = _plot_metrics(protocol, rows[0]["protocols"][protocol]["overall"])
+            if not metrics:
+                continue
+            fig = Figure(figsize=(11, 3.2 * len(metrics)))
+            axes = fig.subplots(len(metrics), 2, squeeze=False)
+            for row, metric in enumerate(metrics):
+                for col, (xkey, xlabel) in enumerate((("mean_tokens", "mean chunk size (MiniLM tokens)"),
+                                                       ("index_seconds", "index time (s, first build)"))):
+                    ax = axes[row][col]
+                    for i, r in enumerate(rows):
+                        stat = r["protocols"][protocol]["overall"].get(metric)
+                        if not stat:
+                            continue
+                        x, y = r["cost"][xkey], (stat["mean"] if metric == "mrr" else 100 * stat["mean"])
+                        ax.scatter([x], [y], s=30, color=f"C{i % 10}")
+                        ax.annotate(r["variant"], (x, y), fontsize=7, xytext=(4, 4 if i % 2 else -9),
+                                    textcoords="offset points", color=f"C{i % 10}")
+                    ax.set_xlabel(xlabel)
+                    ax.set_ylabel(metric if metric == "mrr" else f"{metric} %")
+                    ax.grid(alpha=0.3)
+            fig.suptitle(f"protocol {protocol}: {ds}{'' if part == 'all' else '/' + part}")
+            fig.tight_layout()
+            path = out_dir / f"{label}-{protocol}.png"
+            fig.savefig(path, dpi=100)
+            written.append(path)
+    return written
+
+
+def protocol_sections(tables: Mapping[str, str]) -> list[str]:
+    """The printed report: each table under its ``protocol: NAME`` line, then a blank line.
+
+    Example:
+        >>> protocol_sections({"budget chroma_chunking_eval": "dataset: chroma_chunking_eval\\n| ... |"})
+        ['protocol: budget', 'dataset: chroma_chunking_eval\\n| ... |', '']
+    """
+    lines: list[str] = []
+    for title, table in tables.items():
+        lines += [f"protocol: {title.split(' ', 1)[0]}", table, ""]
+    return lines
+
+
+def machine_info() -> dict[str, Any]:
+    """Where the results were computed (recorded in ``results.json``).
+
+    Example:
+        >>> sorted(machine_info())
+        ['cpus', 'platform', 'processor', 'python']
+    """
+    return {"platform": platform.platform(), "python": platform.python_version(), "cpus": os.cpu_count(),
+            "processor": platform.processor() or platform.machine()}
+
+
+def write_report(out_dir: Path, exp: Experiment, records: Sequence[Mapping[str, Any]], tables: Mapping[str, str],
+                 datasets: Mapping[str, Any], limit: int | None, plots: bool = True,
+                 echo: Callable[[str], None] | None = None) -> None:
+    """Print the tables (through ``echo``) and write ``results.json``, ``results.md`` and the plots.
+
+    Example:
+        >>> import tempfile
+        >>> from ragkit.eval.experiment import load_experiment
+        >>> exp = load_experiment({"name": "demo", "dataset": "chroma_chunking_eval"})
+        >>> with tempfile.TemporaryDirectory() as tmp:
+        ...     write_report(Path(tmp), exp, [], {}, {}, None, echo=print)
+        ...     sorted(p.name for p in Path(tmp).iterdir())
+        ['results.json', 'results.md']
+    """
+    from ragkit.store.atomic import atomic_write_json
+
+    if echo is not None:
+        for line in protocol_sections(tables):
+            echo(line)
+    results = {"experiment": exp.name, "source": str(exp.source) if exp.source else None,
+               "protocols": exp.protocols, "match": exp.match, "datasets": dict(datasets), "limit": limit,
+               "machine": machine_info(), "records": list(records), "written_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    atomic_write_json(out_dir / "results.json", results)
+    (out_dir / "results.md").write_text(render_markdown(exp, tables, datasets, limit), encoding="utf-8")
+    if plots and records:
+        write_plots(records, out_dir)
