@@ -93,7 +93,7 @@ def run(
         (2, True)
     """
     from ragkit.runner import run_config
-    from ragkit.store.indexer import describe
+    from ragkit.indexing import describe
 
     def on_index(report: Any) -> None:
         typer.echo(describe(report), err=True)
@@ -126,7 +126,7 @@ def index(
         (2, True)
     """
     from ragkit.runner import index_config
-    from ragkit.store.indexer import describe
+    from ragkit.indexing import describe
 
     pipeline, report = index_config(config, set_ or [], rebuild=rebuild, no_cache=no_cache, data_root=data_root)
     typer.echo(describe(report))
