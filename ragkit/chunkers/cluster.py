@@ -25,13 +25,13 @@ Example:
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Annotated, Literal
 
 import numpy as np
 from pydantic import Field
-from tqdm.auto import tqdm
 
+from ragkit.backends import resolve_backend
 from ragkit.chunkers._segment import (
     Segmentation,
     apply_constraints,
@@ -41,8 +41,8 @@ from ragkit.chunkers._segment import (
     mean_pairwise_similarity,
     optimal_segmentation,
 )
+from ragkit.chunkers._units import sentence_units
 from ragkit.chunkers.base import Chunker
-from ragkit.chunkers.intent import resolve_backend
 from ragkit.errors import ConfigError
 from ragkit.stage import EmbedderRef
 from ragkit.types import Chunk, Document
@@ -106,6 +106,8 @@ class ClusterChunker(Chunker):
         2
     """
 
+    progress_desc = "cluster chunking"
+
     def __init__(
         self,
         *,
@@ -154,24 +156,8 @@ class ClusterChunker(Chunker):
             >>> ClusterChunker(embedder=FakeEmbedder(), piece_tokens=8, max_tokens=16).pieces(text)[0]
             [(0, 25), (27, 31)]
         """
-        from ragkit.chunkers._merge import split_at_tokens
-        from ragkit.text.sentences import split_sentences
-
         self.warm_up()
-        spans = [(s, e) for s, e in split_sentences(text, self.splitter) if e > s and text[s:e].strip()]
-        if not spans and text.strip():
-            spans = [(len(text) - len(text.lstrip()), len(text.rstrip()))]
-        counts = self._tokenizer.count_many([text[s:e] for s, e in spans])
-        units: list[tuple[int, int]] = []
-        unit_tokens: list[int] = []
-        for (s, e), c in zip(spans, counts):
-            if c <= self.piece_tokens:
-                units.append((s, e))
-                unit_tokens.append(c)
-            else:
-                parts = split_at_tokens(text, s, e, self.piece_tokens, self._tokenizer)
-                units.extend(parts)
-                unit_tokens.extend(self._tokenizer.count_many([text[a:b] for a, b in parts]))
+        units, unit_tokens = sentence_units(text, self.splitter, self._tokenizer, self.piece_tokens)
         pieces = pack_pieces(text, units, unit_tokens, self.piece_tokens)
         return pieces, self._tokenizer.count_many([text[s:e] for s, e in pieces])
 
@@ -207,9 +193,3 @@ class ClusterChunker(Chunker):
             for (ps, pe), pc in zip(parts, part_counts):
                 chunks.append(Chunk.from_span(doc, ps, pe, token_count=int(pc), metadata=meta))
         return chunks
-
-    def chunk_many(self, docs: Iterable[Document]) -> list[list[Chunk]]:
-        """Chunk several documents with a progress bar."""
-        docs = list(docs)
-        disable = (True if len(docs) < 2 else None) if self.show_progress is None else not self.show_progress
-        return [self.chunk(d) for d in tqdm(docs, desc="cluster chunking", unit="doc", disable=disable)]

@@ -11,6 +11,11 @@ over segmentations into at most ``max_sentences`` sentences and ``max_tokens`` t
 (target-relative length penalty, minimum length, coherence, boundary heuristics); set
 ``profile="reference_code"`` for its defaults or switch single terms on.
 
+The pieces live in private modules by job: :mod:`ragkit.chunkers._intent_sources` (prompt, parsing,
+de-duplication, random and given intents), :mod:`ragkit.chunkers._intent_dp` (objective wiring,
+boundary heuristics, post-processing) and :mod:`ragkit.chunkers._intent_profiles` (which value each
+``None`` parameter takes); :meth:`IntentChunker.effective_params` shows the resolved values.
+
 Example:
     >>> from ragkit.testing import FakeEmbedder, FakeLLM
     >>> from ragkit.types import Document
@@ -23,220 +28,56 @@ Example:
 
 from __future__ import annotations
 
-import json
-import logging
-import math
-import re
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, fields
-from pathlib import Path
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
 import numpy as np
 from pydantic import Field
-from tqdm.auto import tqdm
 
-from ragkit.chunkers._segment import (
-    Segmentation,
-    apply_constraints,
-    calibrate_boundary_penalty,
-    idc_table,
-    optimal_segmentation,
+from ragkit.backends import resolve_backend
+from ragkit.chunkers import _intent_dp as dp
+from ragkit.chunkers._intent_profiles import (
+    PROFILE_DEFAULTS,
+    PROFILE_PARAMS,
+    Profile,
+    check_profile,
+    profile_value,
 )
+from ragkit.chunkers._intent_sources import (
+    INTENT_PROMPT,
+    INTENT_SYSTEM,
+    MAX_INTENT_CHARS,
+    PROMPT_VERSION,
+    TOKENS_FRAME,
+    TOKENS_PER_INTENT,
+    GivenIntents,
+    adaptive_intent_count,
+    dedup_intents,
+    generate_intents,
+    given_intents_for,
+    intent_schema,
+    load_given_intents,
+    parse_intents,
+    plan_windows,
+    random_intents,
+    window_requests,
+)
+from ragkit.chunkers._segment import Segmentation
+from ragkit.chunkers._units import sentence_units
 from ragkit.chunkers.base import Chunker, add_heading_paths
-from ragkit.errors import ConfigError, DocumentError, RagkitError, StructuredOutputError
+from ragkit.errors import ConfigError, DocumentError
 from ragkit.llm.base import GenerationRequest
 from ragkit.stage import EmbedderRef, LLMRef
 from ragkit.types import Chunk, Document
 
-log = logging.getLogger(__name__)
+__all__ = [
+    "INTENT_PROMPT", "INTENT_SYSTEM", "MAX_INTENT_CHARS", "PROFILE_DEFAULTS", "PROMPT_VERSION", "TOKENS_FRAME",
+    "TOKENS_PER_INTENT", "IntentChunker", "IntentRun", "IntentSource", "Profile", "adaptive_intent_count",
+    "dedup_intents", "intent_schema", "parse_intents", "plan_windows", "resolve_backend",
+]
 
 IntentSource = Literal["llm", "random", "given"]
-Profile = Literal["paper", "reference_code"]
-
-#: Bump when the prompt or schema changes: it is part of the LLM cache key.
-PROMPT_VERSION = "idc-intents@2"
-#: Longest question accepted (characters); the token budget per request is sized from it.
-MAX_INTENT_CHARS = 160
-#: Completion tokens allowed per requested question, plus a fixed allowance for the JSON frame.
-TOKENS_PER_INTENT, TOKENS_FRAME = 64, 48
-
-INTENT_SYSTEM = "You read documents and list the questions their readers will ask."
-
-INTENT_PROMPT = """Here is {part} of a document.
-
-<document>
-{text}
-</document>
-
-Write {n} different questions that a reader could ask and that this text answers. Cover the main \
-topics and the key details (names, numbers, dates, reasons). Each question is one sentence, specific, \
-and answerable from the text alone.
-Answer with JSON only: {{"questions": ["...", "..."]}}"""
-
-#: Defaults of the two profiles (METHODS.md §5.4): the paper's objective and the authors' CLI.
-PROFILE_DEFAULTS: dict[str, dict[str, Any]] = {
-    "paper": {
-        "max_sentences": 15, "length_weight": 0.0005, "length_penalty": "paper", "min_sentences": 1,
-        "coherence_weight": 0.0, "boundary_heuristics": False, "boundary_penalty": None,
-    },
-    "reference_code": {
-        "max_sentences": 20, "length_weight": 0.1, "length_penalty": "linear", "min_sentences": 3,
-        "coherence_weight": 0.3, "boundary_heuristics": True, "boundary_penalty": 1.2,
-    },
-}
-
-_REFERRING = re.compile(
-    r"^(it|its|this|these|those|they|them|their|such|therefore|however|thus|hence|moreover|furthermore|"
-    r"also|he|she|his|her)\b",
-    re.IGNORECASE,
-)
-_LIST_ITEM = re.compile(r"^\s*([-*•+]|\d+[.)])\s")
-_BLOCK_LINE = re.compile(r"^\s*(\||```|~~~|    \S)", re.MULTILINE)
-_SENTENCE_END = re.compile(r"[.!?…][\"'”’)\]]*$")
-
-
-def intent_schema(n: int) -> dict[str, Any]:
-    """The JSON schema of one intent-generation answer: ``{"questions": [1..n strings]}``.
-
-    Example:
-        >>> intent_schema(3)["properties"]["questions"]["maxItems"]
-        3
-    """
-    return {
-        "type": "object",
-        "properties": {
-            "questions": {
-                "type": "array",
-                "items": {"type": "string", "minLength": 8, "maxLength": MAX_INTENT_CHARS},
-                "minItems": 1,
-                "maxItems": int(n),
-            }
-        },
-        "required": ["questions"],
-        "additionalProperties": False,
-    }
-
-
-def parse_intents(text: str) -> list[str]:
-    """Questions from one model answer (``{"questions": [...]}`` or a bare list), cleaned.
-
-    Whitespace is collapsed, items of fewer than two words are dropped, exact repeats (ignoring
-    case) removed. Raises ``ValueError`` when the text is not JSON of either shape.
-
-    Example:
-        >>> parse_intents('{"questions": ["What is X?", "what  is x?", "Why?"]}')
-        ['What is X?']
-    """
-    data = json.loads(text)
-    if isinstance(data, Mapping):
-        data = data.get("questions")
-    if not isinstance(data, list):
-        raise ValueError(f"expected a JSON list of questions or {{'questions': [...]}}, got {text[:200]!r}")
-    out, seen = [], set()
-    for item in data:
-        if not isinstance(item, str):
-            continue
-        question = " ".join(item.split())[:MAX_INTENT_CHARS]
-        key = question.lower()
-        if len(question.split()) < 2 or key in seen:
-            continue
-        seen.add(key)
-        out.append(question)
-    return out
-
-
-def dedup_intents(vectors: np.ndarray, threshold: float = 0.85) -> list[int]:
-    """Indices of the intents kept when any two with cosine ``> threshold`` keep only the earlier.
-
-    Greedy in the given order: an intent is kept unless its cosine with an already kept intent
-    exceeds ``threshold`` (the paper's rule at 0.85).
-
-    Example:
-        >>> v = np.array([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0]])
-        >>> dedup_intents(v, 0.85)
-        [0, 2]
-    """
-    vecs = np.asarray(vectors, dtype=np.float64)
-    if vecs.shape[0] == 0:
-        return []
-    norms = np.linalg.norm(vecs, axis=1, keepdims=True)
-    hat = np.divide(vecs, norms, out=np.zeros_like(vecs), where=norms > 0)
-    sims = hat @ hat.T
-    kept: list[int] = []
-    for i in range(hat.shape[0]):
-        if not kept or sims[i, kept].max() <= threshold:
-            kept.append(i)
-    return kept
-
-
-def adaptive_intent_count(n_sentences: int, cap: int) -> int:
-    """Intents to ask for in a window of ``n_sentences``: ``ceil(n / 10)`` clamped to ``[3, cap]``.
-
-    With 12k-character windows this gives about 10 intents for a 100-sentence document and about
-    40 for a 400-sentence one, the paper's ranges (10–15 and 35–40).
-
-    Example:
-        >>> adaptive_intent_count(25, 12), adaptive_intent_count(400, 12)
-        (3, 12)
-    """
-    return int(min(max(3, math.ceil(n_sentences / 10)), max(1, cap)))
-
-
-def plan_windows(units: Sequence[tuple[int, int]], max_chars: int) -> list[tuple[int, int]]:
-    """Group consecutive units into windows ``[first, last)`` spanning at most ``max_chars`` characters.
-
-    A unit longer than ``max_chars`` gets a window of its own (its prompt text is truncated).
-
-    Example:
-        >>> plan_windows([(0, 5), (6, 10), (11, 30)], 12)
-        [(0, 2), (2, 3)]
-    """
-    windows: list[tuple[int, int]] = []
-    first = 0
-    for i in range(1, len(units) + 1):
-        if i == len(units) or units[i][1] - units[first][0] > max_chars:
-            windows.append((first, i))
-            first = i
-    return windows
-
-
-def resolve_backend(ref: Any, kind: Literal["llm", "embedder"]) -> Any:
-    """An injected backend as is; ``"default"`` builds the canonical config's default backend.
-
-    Inside a pipeline the builder injects instances; this covers direct Python use and stages whose
-    config leaves the collaborator out.
-    """
-    if not isinstance(ref, str):
-        return ref
-    if ref != "default":
-        raise ConfigError(
-            f"{kind}={ref!r} names a backend, which only a pipeline config can resolve; pass a backend "
-            f"instance or use {kind}='default' for the packaged local model"
-        )
-    from ragkit.config.schema import BackendsConfig
-    from ragkit.registry import default_registry
-
-    section = "llm" if kind == "llm" else "embeddings"
-    spec = dict(getattr(BackendsConfig(), section)["default"])
-    cls = default_registry().get(kind, spec.pop("type"))
-    backend = cls(**spec)
-    if kind == "llm":
-        try:
-            from ragkit.llm.cached import CachedLLM
-        except ImportError:
-            return backend
-        return CachedLLM(inner=backend)
-    return backend
-
-
-def _request(**kwargs: Any) -> GenerationRequest:
-    """A chat request; the prompt version goes into the cache key where the request supports it."""
-    if "template_version" in {f.name for f in fields(GenerationRequest)}:
-        kwargs["template_version"] = PROMPT_VERSION
-    user = kwargs.pop("user")
-    system = kwargs.pop("system")
-    return GenerationRequest.chat(user, system, **kwargs)
 
 
 @dataclass
@@ -314,6 +155,9 @@ class IntentChunker(Chunker):
         llm_batch_size: windows per ``generate`` call.
         show_progress: tqdm bar over intent windows (``None``: on a terminal, for more than one window).
 
+    The constructor stores every parameter as given, so ``to_config()`` shows ``None`` for a
+    profile-dependent parameter left unset; :meth:`effective_params` gives the values actually used.
+
     Intentional deviations: chunk text is the verbatim span from the first to the last sentence;
     β is calibrated per document by default (the paper tunes it per dataset); the hard token cap
     is a ragkit addition; intents are de-duplicated by cosine (paper), not by token overlap (code).
@@ -326,6 +170,8 @@ class IntentChunker(Chunker):
         >>> [c.metadata["intents"][0] for c in chunker.chunk(doc)][:1]
         ['Why do cats purr?']
     """
+
+    progress_desc = "IDC chunking"
 
     def __init__(
         self,
@@ -391,8 +237,7 @@ class IntentChunker(Chunker):
         self.tokenizer = tokenizer
         self.llm_batch_size = llm_batch_size
         self.show_progress = show_progress
-        if profile not in PROFILE_DEFAULTS:
-            raise ConfigError(f"chunker 'intent': profile must be 'paper' or 'reference_code'; got {profile!r}")
+        check_profile(profile)
         given = [name for name, value in (("intents", intents), ("intents_path", intents_path),
                                           ("intents_dataset", intents_dataset)) if value is not None]
         if intent_source == "given" and len(given) != 1:
@@ -418,8 +263,39 @@ class IntentChunker(Chunker):
             >>> IntentChunker(profile="reference_code").setting("length_weight")
             0.1
         """
-        value = getattr(self, name)
-        return PROFILE_DEFAULTS[self.profile][name] if value is None else value
+        return profile_value(self.profile, name, getattr(self, name))
+
+    def _calibration_target(self) -> int | None:
+        """Mean chunk size (tokens) β is calibrated for per document, or ``None`` when β is fixed."""
+        if self.boundary_penalty is None and (self.target_tokens is not None or self.setting("boundary_penalty") is None):
+            return self.target_tokens or max(1, self.max_tokens // 2)
+        return None
+
+    def effective_params(self) -> dict[str, Any]:
+        """The parameters with the values IDC actually uses (``get_params()``/configs keep them as given).
+
+        Every profile-dependent parameter left at ``None`` takes the profile's value. When β is
+        calibrated per document, ``boundary_penalty`` is ``None`` and ``target_tokens`` is the mean
+        chunk size it is calibrated for (default ``max_tokens // 2``). Collaborators stay as given.
+
+        Example:
+            >>> p = IntentChunker(profile="reference_code").effective_params()
+            >>> p["length_weight"], p["boundary_penalty"], p["min_sentences"], p["target_tokens"]
+            (0.1, 1.2, 3, None)
+            >>> p = IntentChunker(max_tokens=200).effective_params()
+            >>> p["max_sentences"], p["boundary_penalty"], p["target_tokens"]
+            (15, None, 100)
+            >>> IntentChunker().get_params()["max_sentences"] is None  # the config keeps what was given
+            True
+        """
+        params = self.get_params()
+        for name in PROFILE_PARAMS:
+            params[name] = self.setting(name)
+        target = self._calibration_target()
+        if target is not None:
+            params["boundary_penalty"] = None
+            params["target_tokens"] = target
+        return params
 
     def _load(self) -> None:
         from ragkit.text.tokenizers import get_tokenizer
@@ -427,35 +303,10 @@ class IntentChunker(Chunker):
         self._tokenizer = get_tokenizer(self.tokenizer)
         self._embedder = resolve_backend(self.embedder, "embedder")
         self._llm = resolve_backend(self.llm, "llm") if self.intent_source == "llm" else None
-        self._given: list[str] | dict[str, list[str]] | None = None
+        self._given: GivenIntents | None = None
         if self.intent_source == "given":
-            self._given = self._load_given()
-
-    def _load_given(self) -> list[str] | dict[str, list[str]]:
-        if self.intents is not None:
-            return self.intents
-        if self.intents_path is not None:
-            path = Path(self.intents_path).expanduser()
-            try:
-                data = json.loads(path.read_text(encoding="utf-8"))
-            except (OSError, json.JSONDecodeError) as exc:
-                raise ConfigError(f"chunker 'intent': cannot read intents_path {str(path)!r}: {exc}") from exc
-            if not isinstance(data, (list, dict)):
-                raise ConfigError(
-                    f"chunker 'intent': intents_path {str(path)!r} must hold a JSON list of questions or an "
-                    f"object {{source_id: [questions]}}; got {type(data).__name__}"
-                )
-            return data
-        from ragkit.datasets import load_dataset
-
-        runtime = self.__dict__.get("runtime_")
-        dataset = load_dataset(str(self.intents_dataset), getattr(runtime, "data_root", None),
-                               config_data_root=getattr(runtime, "config_data_root", None))
-        by_source: dict[str, list[str]] = {}
-        for question in dataset.questions:
-            for passage in question.gold_passages:
-                by_source.setdefault(str(passage), []).append(question.text)
-        return by_source
+            self._given = load_given_intents(self.intents, self.intents_path, self.intents_dataset,
+                                             self.__dict__.get("runtime_"))
 
     def bind_runtime(self, runtime: Any) -> None:
         """Called by the pipeline: ``intents_dataset`` is read from the runtime's data root (``--data-root``)."""
@@ -472,44 +323,14 @@ class IntentChunker(Chunker):
             >>> [text[s:e] for s, e in spans], counts
             (['One two three four', 'five six.', 'Seven.'], [4, 3, 2])
         """
-        from ragkit.chunkers._merge import split_at_tokens
-        from ragkit.text.sentences import split_sentences
-
         self.warm_up()
-        spans = [(s, e) for s, e in split_sentences(text, self.splitter) if e > s and text[s:e].strip()]
-        if not spans and text.strip():
-            spans = [(len(text) - len(text.lstrip()), len(text.rstrip()))]
-        counts = self._tokenizer.count_many([text[s:e] for s, e in spans])
-        units: list[tuple[int, int]] = []
-        unit_tokens: list[int] = []
-        for (s, e), c in zip(spans, counts):
-            if c <= self.max_tokens:
-                units.append((s, e))
-                unit_tokens.append(c)
-                continue
-            pieces = split_at_tokens(text, s, e, self.max_tokens, self._tokenizer)
-            units.extend(pieces)
-            unit_tokens.extend(self._tokenizer.count_many([text[a:b] for a, b in pieces]))
-        return units, unit_tokens
+        return sentence_units(text, self.splitter, self._tokenizer, self.max_tokens)
 
     # ------------------------------------------------------------------ intents
     def _windows_requests(self, text: str, units: Sequence[tuple[int, int]]) -> list[GenerationRequest]:
-        windows = plan_windows(units, self.window_chars)
-        requests = []
-        for k, (first, last) in enumerate(windows):
-            body = text[units[first][0] : units[last - 1][1]][: self.window_chars]
-            n = self.intents_per_window or adaptive_intent_count(last - first, self.max_intents_per_window)
-            part = "the whole" if len(windows) == 1 else f"part {k + 1} of {len(windows)}"
-            requests.append(_request(
-                user=INTENT_PROMPT.format(part=part, text=body, n=n), system=INTENT_SYSTEM,
-                max_tokens=TOKENS_PER_INTENT * n + TOKENS_FRAME, temperature=self.temperature, seed=self.seed, json_schema=intent_schema(n),
-            ))
-        return requests
-
-    def _progress_disabled(self, total: int) -> bool | None:
-        if self.show_progress is None:
-            return True if total < 2 else None
-        return not self.show_progress
+        return window_requests(text, units, window_chars=self.window_chars, intents_per_window=self.intents_per_window,
+                               max_intents_per_window=self.max_intents_per_window, temperature=self.temperature,
+                               seed=self.seed)
 
     def generate_intents(self, doc: Document, units: Sequence[tuple[int, int]]) -> tuple[list[str], int, int]:
         """Intents from the LLM, one call per window; returns ``(intents, windows, failed windows)``.
@@ -518,120 +339,39 @@ class IntentChunker(Chunker):
         a document without a single usable answer raises :class:`~ragkit.errors.RagkitError`.
         """
         self.warm_up()
-        requests = self._windows_requests(doc.text, units)
-        intents: list[str] = []
-        failed = 0
-        with tqdm(total=len(requests), desc="IDC intents", unit="window",
-                  disable=self._progress_disabled(len(requests))) as bar:
-            for i in range(0, len(requests), self.llm_batch_size):
-                batch = requests[i : i + self.llm_batch_size]
-                outcomes: list[Any]
-                try:
-                    if hasattr(self._llm, "generate_outcomes"):  # CachedLLM: failures in place, per window
-                        outcomes = list(self._llm.generate_outcomes(batch))
-                    else:
-                        outcomes = list(self._llm.generate(batch))
-                except StructuredOutputError as exc:
-                    outcomes = [exc] * len(batch)
-                for outcome in outcomes:
-                    if isinstance(outcome, StructuredOutputError):
-                        failed += 1
-                        log.warning("IDC: intent generation failed for a window: %s", outcome)
-                        continue
-                    try:
-                        intents.extend(parse_intents(outcome.text))
-                    except ValueError as exc:
-                        failed += 1
-                        log.warning("IDC: unusable intent answer skipped: %s", exc)
-                bar.update(len(batch))
-        if not intents:
-            raise RagkitError(
-                f"IDC: the LLM produced no usable intents for document {doc.id[:12]} ({len(requests)} windows, "
-                f"{failed} unparseable). Use a stronger model, or intent_source: random | given."
-            )
-        return intents, len(requests), failed
+        return generate_intents(self._llm, self._windows_requests(doc.text, units), doc.id,
+                                batch_size=self.llm_batch_size,
+                                progress=lambda total: self._progress(total, "IDC intents", "window"))
 
     def random_intents(self, doc: Document, units: Sequence[tuple[int, int]]) -> list[str]:
         """The *random* control: as many random sentences of the document as the LLM would be asked for."""
-        from ragkit.testing.fakes import seeded_rng
-
-        windows = plan_windows(units, self.window_chars)
-        total = sum(self.intents_per_window or adaptive_intent_count(b - a, self.max_intents_per_window)
-                    for a, b in windows)
-        candidates = [i for i, (s, e) in enumerate(units) if len(doc.text[s:e].split()) >= 4] or list(range(len(units)))
-        rng = seeded_rng("idc-random-intents", doc.id, self.seed)
-        picked = sorted(rng.choice(len(candidates), size=min(total, len(candidates)), replace=False).tolist())
-        return [" ".join(doc.text[units[candidates[i]][0] : units[candidates[i]][1]].split())[:MAX_INTENT_CHARS]
-                for i in picked]
+        return random_intents(doc, units, window_chars=self.window_chars, intents_per_window=self.intents_per_window,
+                              max_intents_per_window=self.max_intents_per_window, seed=self.seed)
 
     def given_intents(self, doc: Document) -> list[str]:
         """Given intents for ``doc``: the shared list, or the entry for its ``source_id``."""
         self.warm_up()
-        given = self._given
-        if isinstance(given, list):
-            return [str(q) for q in given]
-        assert given is not None
-        source = doc.metadata.get("source_id")
-        keys = [k for k in (source, Path(str(source)).name if source else None,
-                            Path(str(source)).stem if source else None, doc.id) if k]
-        for key in keys:
-            if str(key) in given:
-                return [str(q) for q in given[str(key)]]
-        raise DocumentError(
-            f"IDC: no given intents for document {doc.id[:12]} (source_id {source!r}); the intents mapping "
-            f"has keys {sorted(given)[:10]}{' ...' if len(given) > 10 else ''}"
-        )
+        assert self._given is not None
+        return given_intents_for(self._given, doc)
 
     # ------------------------------------------------------------------ objective
     def boundary_costs(self, text: str, units: Sequence[tuple[int, int]], vectors: np.ndarray) -> np.ndarray:
         """The code profile's per-boundary costs (negative = a good place to cut), by unit start."""
-        n = len(units)
-        costs = np.zeros(n)
-        hat = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
-        adjacent = np.einsum("ij,ij->i", hat[:-1], hat[1:]) if n > 1 else np.zeros(0)
-        for i in range(1, n):
-            prev = text[units[i - 1][0] : units[i - 1][1]]
-            cur = text[units[i][0] : units[i][1]]
-            gap = text[units[i - 1][1] : units[i][0]]
-            cost = 0.0
-            if "\n\n" in gap or "\n\r\n" in gap:
-                cost -= 0.3
-            if cur.lstrip().startswith("#") or prev.lstrip().startswith("#"):
-                cost -= 0.3
-            cost += -0.1 if _SENTENCE_END.search(prev.rstrip()) else 0.2
-            if adjacent[i - 1] < 0.7:
-                cost -= 0.2
-            if _REFERRING.match(cur.lstrip()):
-                cost += 0.3
-            if prev.rstrip().endswith(":") and _LIST_ITEM.match(cur):
-                cost += 0.5
-            if _BLOCK_LINE.search(prev) and _BLOCK_LINE.search(cur):
-                cost += 0.3
-            costs[i] = cost
-        return costs
+        return dp.boundary_costs(text, units, vectors)
 
     def segment(
         self, unit_vectors: np.ndarray, intent_vectors: np.ndarray, unit_tokens: Sequence[int],
         boundary_costs: np.ndarray | None = None,
     ) -> tuple[Segmentation, float]:
         """The exact optimum for given embeddings; returns the segmentation and the β it used."""
-        max_len = int(self.setting("max_sentences"))
-        table = idc_table(
-            unit_vectors, intent_vectors, max_len,
-            length_weight=float(self.setting("length_weight")),
-            length_penalty=self.setting("length_penalty"),
-            target_len=self.target_sentences,
-            coherence_weight=float(self.setting("coherence_weight")),
+        return dp.segment(
+            unit_vectors, intent_vectors, unit_tokens,
+            max_sentences=int(self.setting("max_sentences")), length_weight=float(self.setting("length_weight")),
+            length_penalty=self.setting("length_penalty"), target_sentences=self.target_sentences,
+            coherence_weight=float(self.setting("coherence_weight")), min_sentences=int(self.setting("min_sentences")),
+            boundary_penalty=self.setting("boundary_penalty"), max_tokens=self.max_tokens,
+            calibrate_to=self._calibration_target(), boundary_costs=boundary_costs,
         )
-        table = apply_constraints(
-            table, unit_tokens=unit_tokens, max_tokens=self.max_tokens, min_len=int(self.setting("min_sentences")),
-        )
-        beta = self.setting("boundary_penalty")
-        if self.boundary_penalty is None and (self.target_tokens is not None or beta is None):
-            target = self.target_tokens or max(1, self.max_tokens // 2)
-            beta, segmentation = calibrate_boundary_penalty(table, unit_tokens, target, boundary_costs=boundary_costs)
-            return segmentation, beta
-        return optimal_segmentation(table, boundary_penalty=float(beta), boundary_costs=boundary_costs), float(beta)
 
     # ------------------------------------------------------------------ the stage
     def analyse(self, doc: Document) -> IntentRun:
@@ -659,66 +399,15 @@ class IntentChunker(Chunker):
         costs = self.boundary_costs(text, units, unit_vectors) if self.setting("boundary_heuristics") else None
         segmentation, beta = self.segment(unit_vectors, intent_vectors, unit_tokens, costs)
         groups = [list(range(s, e)) for s, e in segmentation.segments]
-        groups = self._merge_short(groups, unit_vectors, intent_vectors, unit_tokens)
-        groups = self._split_long(text, groups, units, unit_tokens)
+        groups = dp.merge_short(groups, unit_vectors, intent_vectors, unit_tokens,
+                                min_sentences=self.merge_short_sentences, max_tokens=self.max_tokens)
+        groups = dp.split_long(text, groups, units, unit_tokens, self.split_over_tokens)
         chunks = add_heading_paths(doc, self._chunks(doc, groups, units, unit_vectors, intents, intent_vectors))
         return IntentRun(units, list(unit_tokens), list(generated), intents, segmentation, beta, chunks,
                          windows, failed)
 
     def _chunk(self, doc: Document) -> list[Chunk]:
         return self.analyse(doc).chunks
-
-    def chunk_many(self, docs: Iterable[Document]) -> list[list[Chunk]]:
-        """Chunk several documents with a progress bar over documents."""
-        docs = list(docs)
-        disable = (True if len(docs) < 2 else None) if self.show_progress is None else not self.show_progress
-        return [self.chunk(d) for d in tqdm(docs, desc="IDC chunking", unit="doc", disable=disable)]
-
-    # ------------------------------------------------------------------ post-processing
-    @staticmethod
-    def _best(group: Sequence[int], unit_vectors: np.ndarray, intent_vectors: np.ndarray) -> np.ndarray:
-        mean = unit_vectors[list(group)].sum(axis=0)
-        norm = float(np.linalg.norm(mean))
-        q = intent_vectors / np.maximum(np.linalg.norm(intent_vectors, axis=1, keepdims=True), 1e-12)
-        return (q @ mean) / norm if norm > 0 else np.zeros(q.shape[0])
-
-    def _merge_short(self, groups: list[list[int]], unit_vectors: np.ndarray, intent_vectors: np.ndarray,
-                     unit_tokens: Sequence[int]) -> list[list[int]]:
-        if self.merge_short_sentences <= 0 or len(groups) < 2:
-            return groups
-        out = [groups[0]]
-        for group in groups[1:]:
-            prev = out[-1]
-            short = min(len(prev), len(group)) < self.merge_short_sentences
-            fits = sum(unit_tokens[i] for i in prev + group) <= self.max_tokens
-            if short and fits:
-                same = int(np.argmax(self._best(prev, unit_vectors, intent_vectors))) == int(
-                    np.argmax(self._best(group, unit_vectors, intent_vectors)))
-                if same:
-                    out[-1] = prev + group
-                    continue
-            out.append(group)
-        return out
-
-    def _split_long(self, text: str, groups: list[list[int]], units: Sequence[tuple[int, int]],
-                    unit_tokens: Sequence[int]) -> list[list[int]]:
-        if self.split_over_tokens is None:
-            return groups
-        out: list[list[int]] = []
-        pending = list(reversed(groups))
-        while pending:
-            group = pending.pop()
-            if len(group) < 2 or sum(unit_tokens[i] for i in group) <= self.split_over_tokens:
-                out.append(group)
-                continue
-            cum = np.cumsum([unit_tokens[i] for i in group])
-            half = cum[-1] / 2.0
-            cuts = list(range(1, len(group)))
-            paragraph = [c for c in cuts if "\n\n" in text[units[group[c - 1]][1] : units[group[c]][0]]]
-            pool = paragraph or cuts
-            cut = min(pool, key=lambda c: (abs(cum[c - 1] - half), c))
-            pending.extend([group[cut:], group[:cut]])
-        return out
 
     def _chunks(self, doc: Document, groups: list[list[int]], units: Sequence[tuple[int, int]],
                 unit_vectors: np.ndarray, intents: list[str], intent_vectors: np.ndarray) -> list[Chunk]:
@@ -728,7 +417,7 @@ class IntentChunker(Chunker):
         counts = self._tokenizer.count_many([doc.text[s:e] for s, e in spans])
         chunks = []
         for group, (start, end), count in zip(groups, spans, counts):
-            sims = self._best(group, unit_vectors, intent_vectors)
+            sims = dp.best_intent_scores(group, unit_vectors, intent_vectors)
             order = np.argsort(-sims, kind="stable")[: self.metadata_intents]
             meta = {
                 "intents": [intents[i] for i in order],

@@ -19,17 +19,16 @@ Scoring goes through the LLM layer's ``next_token_probs`` capability.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any, ClassVar, Literal
 
 import numpy as np
 from pydantic import Field
-from tqdm.auto import tqdm
 
 from ragkit.chunkers._merge import LengthUnit, finish_spans
-from ragkit.chunkers.base import Chunker, add_heading_paths
-from ragkit.chunkers.perplexity import resolve_llm, split_into_sentences
+from ragkit.chunkers._units import sentence_spans
+from ragkit.chunkers.base import Chunker, resolve_llm
 from ragkit.errors import CapabilityError
 from ragkit.llm.base import NEXT_TOKEN_PROBS, GenerationRequest
 from ragkit.llm.prompts import PromptTemplate
@@ -258,8 +257,7 @@ class MarginChunker(Chunker):
         return out
 
     def _bar(self, total: int) -> Any:
-        disable = (total < 2 or None) if self.show_progress is None else not self.show_progress
-        return tqdm(total=total, unit="boundary", desc=f"margin chunking ({self.context})", disable=disable)
+        return self._progress(total, f"margin chunking ({self.context})", "boundary")
 
     # ----------------------------------------------------------------- decisions
     def _decide_sentence_mode(self, docs: Sequence[Document], sentences: Sequence[list[tuple[int, int]]]) -> list[list[bool]]:
@@ -330,8 +328,9 @@ class MarginChunker(Chunker):
         return [s.keeps for s in states]
 
     # ----------------------------------------------------------------- chunker API
-    def _chunk_all(self, docs: Sequence[Document]) -> list[list[Chunk]]:
-        sentences = [split_into_sentences(doc.text, self.splitter) for doc in docs]
+    def _chunk_batch(self, docs: Sequence[Document]) -> list[list[Chunk]]:
+        """Decide the boundaries of all documents together (their questions share batches), then cut."""
+        sentences = [sentence_spans(doc.text, self.splitter) for doc in docs]
         decide = self._decide_sentence_mode if self.context == "sentence" else self._decide_chunk_mode
         decisions = decide(docs, sentences)
         out = []
@@ -346,16 +345,4 @@ class MarginChunker(Chunker):
         return out
 
     def _chunk(self, doc: Document) -> list[Chunk]:
-        return self._chunk_all([doc])[0]
-
-    def chunk_many(self, docs: Iterable[Document]) -> list[list[Chunk]]:
-        """Chunk several documents, batching their questions together; equals ``[chunk(d) for d in docs]``."""
-        docs = list(docs)
-        out: list[list[Chunk]] = [[] for _ in docs]
-        todo = [i for i, d in enumerate(docs) if d.text.strip()]
-        if not todo:
-            return out
-        self.warm_up()
-        for i, chunks in zip(todo, self._chunk_all([docs[i] for i in todo])):
-            out[i] = add_heading_paths(docs[i], chunks)
-        return out
+        return self._chunk_batch([doc])[0]

@@ -34,6 +34,7 @@ from typing import Annotated, Any
 from pydantic import Field
 
 from ragkit._lazy import require
+from ragkit.backends import resolve_backend
 from ragkit.chunkers.base import Chunker, trim_span
 from ragkit.errors import DocumentError
 from ragkit.stage import EmbedderRef
@@ -352,11 +353,7 @@ class ChonkieSemanticChunker(_PeerChunker):
 
     def _make_peer(self) -> Any:
         chonkie = require("chonkie", PEERS_EXTRA, "the chonkie_semantic chunker")
-        embedder = self.embedder
-        if isinstance(embedder, str):
-            from ragkit.registry import default_registry
-
-            embedder = default_registry().get("embedder", "sentence_transformers")(model="minilm")
+        embedder = resolve_backend(self.embedder, "embedder")  # "default": the packaged MiniLM, cached
         if hasattr(embedder, "warm_up"):
             embedder.warm_up()
         embeddings = chonkie_embeddings(embedder, chonkie_tokenizer(self._tok))

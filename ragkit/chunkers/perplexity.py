@@ -16,17 +16,17 @@ from __future__ import annotations
 
 import contextvars
 import math
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
 import numpy as np
 from pydantic import Field
-from tqdm.auto import tqdm
 
 from ragkit.chunkers._merge import LengthUnit, finish_spans
-from ragkit.chunkers.base import Chunker, add_heading_paths
-from ragkit.errors import CapabilityError, ConfigError
+from ragkit.chunkers._units import sentence_spans
+from ragkit.chunkers.base import Chunker, resolve_llm
+from ragkit.errors import CapabilityError
 from ragkit.llm.base import TOKEN_LOGPROBS
 from ragkit.stage import LLMRef, validate_params
 from ragkit.text.sentences import SentenceSplitter
@@ -219,41 +219,13 @@ def assemble_groups(n: int, minima: Sequence[int], overlap: bool = False) -> lis
 
 
 def split_into_sentences(text: str, splitter: str = "nupunkt") -> list[tuple[int, int]]:
-    """Sentence spans of ``text`` from ``ragkit.text.sentences`` (blank spans dropped; never empty for
-    non-blank text: the trimmed text is one sentence when the splitter finds none)."""
-    from ragkit.text.sentences import split_sentences
+    """Sentence spans of ``text`` (see :func:`ragkit.chunkers._units.sentence_spans`).
 
-    spans = [(s, e) for s, e in split_sentences(text, splitter) if e > s and text[s:e].strip()]
-    if not spans and text.strip():
-        spans = [(len(text) - len(text.lstrip()), len(text.rstrip()))]
-    return spans
-
-
-def resolve_llm(ref: Any, capability: str) -> Any:
-    """The backend for ``ref``: an instance is used as is; ``"default"`` builds the default local LLM.
-
-    Inside a pipeline the builder injects the instance; this covers direct Python use
-    (``PerplexityChunker()``) with the default backend of the canonical config.
+    Example:
+        >>> split_into_sentences("It rains. Take a coat.", "regex")
+        [(0, 9), (10, 22)]
     """
-    if isinstance(ref, str):
-        if ref != "default":
-            raise ConfigError(
-                f"llm={ref!r} names a backend, which only a pipeline config can resolve; pass a backend "
-                "instance (e.g. TransformersLLM(...)) or use llm='default' for the packaged local model"
-            )
-        from ragkit.config.schema import BackendsConfig
-        from ragkit.registry import default_registry
-
-        spec = dict(BackendsConfig().llm["default"])
-        cls = default_registry().get("llm", spec.pop("type"))
-        ref = cls(**spec)
-    supports = getattr(ref, "supports", None)
-    if supports is not None and not supports(capability):
-        raise CapabilityError(
-            f"{type(ref).__name__} does not provide {capability!r}, which this chunker needs; configure a "
-            "backend that does (type: transformers, llama_cpp, or an openai server returning prompt logprobs)"
-        )
-    return ref
+    return sentence_spans(text, splitter)
 
 
 # --------------------------------------------------------------------------- the stage
@@ -424,10 +396,6 @@ class PerplexityChunker(Chunker):
             for i in indices:
                 future_of[i] = future
 
-        if self.show_progress is None:
-            disable: bool | None = True if len(docs) < 2 else None  # None: tqdm shows it on a terminal only
-        else:
-            disable = not self.show_progress
         try:
             for i, doc in enumerate(docs):
                 sentences[i] = self.sentences(doc.text)
@@ -440,7 +408,7 @@ class PerplexityChunker(Chunker):
                     submit(context)
             for context in list(pending):
                 submit(context)
-            with tqdm(total=len(docs), unit="doc", desc="perplexity chunking", disable=disable) as bar:
+            with self._progress(len(docs), "perplexity chunking", "doc") as bar:
                 for i in range(len(docs)):
                     nll = future_of[i].result()[i] if i in future_of else np.full(len(sentences[i]), np.nan)
                     yield i, sentences[i], nll
@@ -466,24 +434,12 @@ class PerplexityChunker(Chunker):
 
     # ----------------------------------------------------------------- chunker API
     def _chunk(self, doc: Document) -> list[Chunk]:
-        return self._chunk_all([doc])[0]
+        return self._chunk_batch([doc])[0]
 
-    def _chunk_all(self, docs: Sequence[Document]) -> list[list[Chunk]]:
-        return [self.spans_from_scores(docs[i], sents, nll) for i, sents, nll in self.scored(docs)]
+    def _chunk_batch(self, docs: Sequence[Document]) -> list[list[Chunk]]:
+        """Score the documents together (``batch_documents`` per backend call), then cut each.
 
-    def chunk_many(self, docs: Iterable[Document]) -> list[list[Chunk]]:
-        """Chunk several documents, scoring them together (``batch_documents`` per backend call).
-
-        Results equal ``[chunk(d) for d in docs]``; with ``dynamic_threshold`` the documents update θ
-        in the order given.
+        The base's ``chunk_many`` calls this, so results equal ``[chunk(d) for d in docs]``; with
+        ``dynamic_threshold`` the documents update θ in the order given.
         """
-        docs = list(docs)
-        out: list[list[Chunk]] = [[] for _ in docs]
-        todo = [i for i, d in enumerate(docs) if d.text.strip()]
-        if not todo:
-            return out
-        self.warm_up()
-        results = self._chunk_all([docs[i] for i in todo])
-        for i, chunks in zip(todo, results):
-            out[i] = add_heading_paths(docs[i], chunks)
-        return out
+        return [self.spans_from_scores(docs[i], sents, nll) for i, sents, nll in self.scored(docs)]

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Annotated
 
 import numpy as np
 from pydantic import Field
 
 from ragkit.chunkers._split import CascadePacker, Span, TokenizedChunker, TokenView, check_params
-from ragkit.chunkers.base import add_heading_paths
 from ragkit.errors import ConfigError
 from ragkit.stage import EmbedderRef
 from ragkit.text.sentences import SentenceSplitter, split_sentences
@@ -75,22 +74,16 @@ class SemanticChunker(TokenizedChunker):
             warm()
 
     # ------------------------------------------------------------------ public
-    def chunk_many(self, docs: Iterable[Document]) -> list[list[Chunk]]:
-        docs = list(docs)
-        self.warm_up()
-        prepared = [self._prepare(doc) if doc.text.strip() else None for doc in docs]
-        windows = [w for p in prepared if p is not None for w in p[2]]
-        vectors = self._embed(windows)
+    def _chunk_batch(self, docs: Sequence[Document]) -> list[list[Chunk]]:
+        """Embed the sentence windows of all documents in one batch, then cut each document."""
+        prepared = [self._prepare(doc) for doc in docs]
+        vectors = self._embed([w for p in prepared for w in p[2]])
         out: list[list[Chunk]] = []
         offset = 0
-        for doc, prep in zip(docs, prepared):
-            if prep is None:
-                out.append([])
-                continue
-            view, sentences, doc_windows = prep
+        for doc, (view, sentences, doc_windows) in zip(docs, prepared):
             doc_vectors = vectors[offset:offset + len(doc_windows)]
             offset += len(doc_windows)
-            out.append(add_heading_paths(doc, self._chunk_prepared(doc, view, sentences, doc_vectors)))
+            out.append(self._chunk_prepared(doc, view, sentences, doc_vectors))
         return out
 
     def _chunk(self, doc: Document) -> list[Chunk]:

@@ -13,7 +13,6 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -21,6 +20,7 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 
+from ragkit._rng import seeded_rng
 from ragkit.embeddings.base import Embedder
 from ragkit.llm.base import (
     ALL_CAPABILITIES,
@@ -35,12 +35,6 @@ from ragkit.llm.base import (
 from ragkit.usage import record_usage
 
 _WORD = re.compile(r"\w+|[^\w\s]", re.UNICODE)
-
-
-def seeded_rng(*parts: object) -> np.random.Generator:
-    """A numpy generator seeded by sha256 of ``parts``."""
-    digest = hashlib.sha256(json.dumps(parts, default=str, ensure_ascii=False).encode("utf-8")).digest()
-    return np.random.default_rng(int.from_bytes(digest[:8], "little"))
 
 
 def fake_tokenize(text: str) -> list[str]:
