@@ -92,8 +92,8 @@ def run(
         >>> result.exit_code, result.stderr.startswith("error: ")
         (2, True)
     """
-    from ragkit.runner import run_config
     from ragkit.indexing import describe
+    from ragkit.runner import run_config
 
     def on_index(report: Any) -> None:
         typer.echo(describe(report), err=True)
@@ -125,8 +125,8 @@ def index(
         >>> result.exit_code, result.stderr.startswith("error: ")
         (2, True)
     """
-    from ragkit.runner import index_config
     from ragkit.indexing import describe
+    from ragkit.runner import index_config
 
     pipeline, report = index_config(config, set_ or [], rebuild=rebuild, no_cache=no_cache, data_root=data_root)
     typer.echo(describe(report))

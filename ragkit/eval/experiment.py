@@ -29,8 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ragkit.errors import ConfigError, DatasetError
 from ragkit.datasets import dataset_spec
+from ragkit.errors import ConfigError, DatasetError
 from ragkit.eval.protocols import parse_protocols
 
 #: Chunk-size matching by default: 200 tokens ± 10 % ("matched chunk size").

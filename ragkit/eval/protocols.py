@@ -30,8 +30,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import ragkit.eval.metrics as M
-from ragkit.errors import ConfigError
 from ragkit.datasets import EvalQuestion, Span
+from ragkit.errors import ConfigError
 from ragkit.types import Answer, Chunk, ScoredChunk
 
 #: Every protocol with its default parameters.

@@ -45,8 +45,8 @@ from tqdm.auto import tqdm
 
 import ragkit.eval.metrics as M
 import ragkit.eval.protocols as P
-from ragkit.errors import ConfigError
 from ragkit.datasets import EvalDataset, load_dataset
+from ragkit.errors import ConfigError
 from ragkit.eval.experiment import (
     DEFAULT_MATCH,
     EVAL_BASE_DEFAULTS,
