@@ -1,6 +1,6 @@
 """Evaluation metrics as pure functions: spans, evidence, answers and cost.
 
-Spans are ``(doc_id, start, end)`` triples (:class:`ragkit.eval.datasets.Span` or plain tuples),
+Spans are ``(doc_id, start, end)`` triples (:class:`ragkit.datasets.Span` or plain tuples),
 half-open character ranges. Two span arithmetics are provided:
 
 * :func:`span_scores` (**ours**): retrieved and gold ranges are unions, so text covered by two

@@ -62,11 +62,3 @@ def test_dataset_spec() -> None:
         dataset_spec({"name": "x", "split": "test"})
     with pytest.raises(DatasetError, match="expected a name or a mapping"):
         dataset_spec({"subset": "a"})
-
-
-def test_the_old_location_re_exports_the_same_objects() -> None:
-    import ragkit.datasets
-    import ragkit.eval.datasets as old
-
-    for name in old.__all__:
-        assert getattr(old, name) is getattr(ragkit.datasets, name), name
