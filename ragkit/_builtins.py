@@ -54,13 +54,25 @@ BUILTINS: dict[str, dict[str, tuple[str, str | None, str]]] = {
     "reranker": {
         "embedding": ("ragkit.rerankers.embedding:EmbeddingReranker", None,
                       "re-scores candidates by query/chunk embedding cosine"),
+        "scorer": ("ragkit.rerankers.scorer:ScorerReranker", None,
+                   "re-ranks candidates by any scorer (embedding, query_likelihood, llm_yes, cross_encoder)"),
     },
     "selector": {
         "top_k": ("ragkit.selectors.top_k:TopKSelector", None, "the k best-ranked chunks"),
         "token_budget": ("ragkit.selectors.token_budget:TokenBudgetSelector", None,
                          "ranked chunks while the running token count stays within the budget"),
+        "corag": ("ragkit.selectors.corag:CoragSelector", None,
+                  "CORAG/CARROT: MCTS for the best-scoring ordered chunk combination under a hard token budget"),
     },
-    "scorer": {},
+    "scorer": {
+        "query_likelihood": ("ragkit.scorers.query_likelihood:QueryLikelihoodScorer", None,
+                             "mean log P(question | text) through the LLM's token_logprobs"),
+        "llm_yes": ("ragkit.scorers.llm_yes:LLMYesScorer", None,
+                    "P(yes) that the text answers the question, through next_token_probs"),
+        "embedding": ("ragkit.scorers.embedding:EmbeddingScorer", None, "query/text embedding cosine"),
+        "cross_encoder": ("ragkit.scorers.cross_encoder:CrossEncoderScorer", "embeddings",
+                          "sentence-transformers CrossEncoder from a local folder or hub name"),
+    },
     "tree": {},
     "engine": {
         "local": ("ragkit.indexing:LocalEngine", None, "the index phase in this process (batched, resumable)"),
