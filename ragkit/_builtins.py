@@ -1,7 +1,9 @@
 """Built-in components, declared lazily as import strings so that listing them imports nothing heavy.
 
 Each entry: ``name: (import path, extra or None, one-line description)``. The extra is what
-``pip install 'ragkit[EXTRA]'`` adds for the component to import and run.
+``pip install 'ragkit[EXTRA]'`` adds for the component to import and run. Besides stages and
+backends (:data:`KINDS`) the registry holds plug-in kinds (:data:`PLUGIN_KINDS`): embedding views,
+query-prefix builders and file loaders (named by file suffix).
 """
 
 from __future__ import annotations
@@ -88,6 +90,31 @@ BUILTINS: dict[str, dict[str, tuple[str, str | None, str]]] = {
         "openai": ("ragkit.llm.openai_backend:OpenAILLM", "openai", "OpenAI or any OpenAI-compatible server"),
         "fake": ("ragkit.testing.fakes:FakeLLM", None, "deterministic hash-seeded outputs (tests)"),
     },
+    # ---- plug-in kinds: looked up by name inside a stage (not stages themselves; see PLUGIN_KINDS)
+    "view": {
+        "content": ("ragkit.retrievers.views:ContentView", None, "embed chunk.text and the query text as they are"),
+        "prefix_fusion": ("ragkit.retrievers.metadata_views:PrefixFusionView", None,
+                          "metadata tags prefixed to chunk and query text before embedding"),
+        "tfidf_weighted": ("ragkit.retrievers.metadata_views:TfidfWeightedView", None,
+                           "content vector blended with a vector of the chunk's TF-IDF keywords"),
+        "tfidf_concat": ("ragkit.retrievers.metadata_views:TfidfConcatView", None,
+                         "content vector concatenated with a TF-IDF keyword vector"),
+    },
+    "query_prefix": {
+        "generic": ("ragkit.retrievers.metadata_prefix:generic_query_metadata", None,
+                    "query tags from generic intent/content-type cues and the corpus vocabulary"),
+        "none": ("ragkit.retrievers.metadata_prefix:no_query_metadata", None, "no query-side tags"),
+    },
+    "loader": {
+        **{suffix: ("ragkit.loaders.formats:load_text", None, "plain text: one document, no headings")
+           for suffix in (".txt", ".text", ".rst")},
+        **{suffix: ("ragkit.loaders.formats:load_markdown", None, "Markdown/WikiText: one document with headings")
+           for suffix in (".md", ".markdown", ".mdown", ".mkd")},
+        **{suffix: ("ragkit.loaders.formats:load_html", None, "HTML: the extracted text with headings and title")
+           for suffix in (".html", ".htm", ".xhtml")},
+        **{suffix: ("ragkit.loaders.formats:load_jsonl", None, "JSON Lines: one document per line")
+           for suffix in (".jsonl", ".ndjson")},
+    },
 }
 
 #: The abstract method(s) each kind of component must implement.
@@ -105,4 +132,17 @@ REQUIRED_METHODS: dict[str, tuple[str, ...]] = {
     "llm": ("generate",),
 }
 
+#: Plug-in kinds: named parts a stage looks up (an embedding view, a query-prefix builder, a file
+#: loader by suffix). Registered, validated and listed like stages, but not stages: no constructor
+#: parameters to validate, no stage protocol; query-prefix builders and loaders are functions.
+PLUGIN_REQUIRED_METHODS: dict[str, tuple[str, ...]] = {
+    "view": ("chunk_texts", "embed_chunks", "embed_query"),
+    "query_prefix": ("__call__",),
+    "loader": ("__call__",),
+}
+
+#: Stage and backend kinds (what ``Registry.entries()`` walks by default and conformance tests cover).
 KINDS: tuple[str, ...] = tuple(REQUIRED_METHODS)
+PLUGIN_KINDS: tuple[str, ...] = tuple(PLUGIN_REQUIRED_METHODS)
+#: Every kind the registry holds.
+ALL_KINDS: tuple[str, ...] = KINDS + PLUGIN_KINDS

@@ -5,6 +5,13 @@ as import strings (``ragkit._builtins``) and imported on first use, so ``ragkit 
 everything without importing torch. Third-party packages register through the entry-point group
 ``ragkit.components`` (entry-point name ``"kind:name"``, value ``"module:Class"``).
 
+Besides stages and backends the same registry holds the *plug-in kinds* stages look up by name
+(:data:`~ragkit._builtins.PLUGIN_KINDS`): ``view`` (embedding views of the dense/hybrid retrievers),
+``query_prefix`` (query-side builders of the ``prefix_fusion`` view) and ``loader`` (file loaders by
+suffix). They get the same checks and the same "unknown ... Did you mean ...?" errors;
+``entries()`` walks the stage kinds unless ``plugins=True``. :class:`KindMapping` gives one kind a
+dict interface (``VIEWS``, ``QUERY_PREFIX_BUILDERS``, ``LOADERS`` are such live views).
+
 Example:
     >>> from ragkit.registry import Registry, default_registry
     >>> reg = default_registry()
@@ -16,18 +23,22 @@ Example:
     ...     def chunk(self, doc): return []
     >>> fresh.get("chunker", "mine") is MyChunker
     True
+    >>> reg.get("view", "contents")
+    Traceback (most recent call last):
+    ...
+    ragkit.errors.UnknownComponentError: unknown view type 'contents'. Did you mean 'content'? Registered view types: content, prefix_fusion, tfidf_concat, tfidf_weighted. Run `ragkit components --kind view` to list them.
 """
 
 from __future__ import annotations
 
 import importlib
 import inspect
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, MutableMapping
 from dataclasses import dataclass
 from importlib import metadata as importlib_metadata
 from typing import Any, TypeVar
 
-from ragkit._builtins import BUILTINS, KINDS, REQUIRED_METHODS
+from ragkit._builtins import ALL_KINDS, BUILTINS, KINDS, PLUGIN_REQUIRED_METHODS, REQUIRED_METHODS
 from ragkit.errors import MissingDependencyError, RegistrationError, UnknownComponentError
 
 ENTRY_POINT_GROUP = "ragkit.components"
@@ -73,15 +84,22 @@ class Entry:
 
 
 def check_component_class(kind: str, name: str, cls: type) -> None:
-    """Registration-time checks: required methods exist and ``__init__`` takes no ``*args``."""
-    if kind not in REQUIRED_METHODS:
-        raise RegistrationError(f"cannot register {name!r}: unknown kind {kind!r}; kinds are {', '.join(KINDS)}")
-    missing = [m for m in REQUIRED_METHODS[kind] if not callable(getattr(cls, m, None))]
+    """Registration-time checks: required methods exist and ``__init__`` takes no ``*args``.
+
+    Plug-in kinds that are functions (``query_prefix``, ``loader``) only need to be callable.
+    """
+    required = {**REQUIRED_METHODS, **PLUGIN_REQUIRED_METHODS}
+    if kind not in required:
+        raise RegistrationError(f"cannot register {name!r}: unknown kind {kind!r}; kinds are {', '.join(ALL_KINDS)}")
+    missing = [m for m in required[kind] if not callable(getattr(cls, m, None))]
     if missing:
+        what = getattr(cls, "__qualname__", repr(cls))
         raise RegistrationError(
-            f"{cls.__qualname__} cannot be registered as {kind} {name!r}: it lacks {', '.join(missing)}(). "
-            f"Implement {' and '.join(REQUIRED_METHODS[kind])} (or subclass the {kind} base class)."
+            f"{what} cannot be registered as {kind} {name!r}: it lacks {', '.join(missing)}(). "
+            f"Implement {' and '.join(required[kind])} (or subclass the {kind} base class)."
         )
+    if not inspect.isclass(cls):
+        return
     init = cls.__init__
     if init is not object.__init__:
         for param in inspect.signature(init).parameters.values():
@@ -96,7 +114,7 @@ class Registry:
     """Components by ``(kind, name)``. Build a fresh one per test with ``Registry()``."""
 
     def __init__(self, builtins: bool = True, entry_points: bool = True) -> None:
-        self._entries: dict[str, dict[str, Entry]] = {kind: {} for kind in KINDS}
+        self._entries: dict[str, dict[str, Entry]] = {kind: {} for kind in ALL_KINDS}
         self._entry_points_loaded = not entry_points
         if builtins:
             for kind, table in BUILTINS.items():
@@ -105,8 +123,7 @@ class Registry:
 
     def add(self, kind: str, name: str, target: str | type, extra: str | None = None, description: str = "") -> None:
         """Register ``target`` (a class or an import string) as ``kind`` ``name``."""
-        if kind not in self._entries:
-            raise RegistrationError(f"unknown kind {kind!r}; kinds are {', '.join(KINDS)}")
+        self._check_kind(kind)
         if not isinstance(target, str):
             check_component_class(kind, name, target)
             if not description:
@@ -141,9 +158,17 @@ class Registry:
                 )
             self.add(kind, name, ep.value, None, f"third-party ({ep.value})")
 
-    def entries(self, kind: str | None = None) -> Iterator[Entry]:
+    def remove(self, kind: str, name: str) -> None:
+        """Forget ``kind`` ``name`` (no error when it is not registered); for tests and plug-in reloads."""
+        self._check_kind(kind)
+        self._entries[kind].pop(name, None)
+
+    def entries(self, kind: str | None = None, *, plugins: bool = False) -> Iterator[Entry]:
+        """Entries of ``kind``; all stage/backend kinds when ``None`` (plus plug-in kinds with ``plugins``)."""
         self._load_entry_points()
-        for k in ([kind] if kind else KINDS):
+        if kind:
+            self._check_kind(kind)
+        for k in ([kind] if kind else (ALL_KINDS if plugins else KINDS)):
             yield from sorted(self._entries[k].values(), key=lambda e: e.name)
 
     def names(self, kind: str) -> list[str]:
@@ -167,7 +192,7 @@ class Registry:
 
     def _check_kind(self, kind: str) -> None:
         if kind not in self._entries:
-            raise RegistrationError(f"unknown kind {kind!r}; kinds are {', '.join(KINDS)}")
+            raise RegistrationError(f"unknown kind {kind!r}; kinds are {', '.join(ALL_KINDS)}")
 
 
 _DEFAULT: Registry | None = None
@@ -184,3 +209,65 @@ def default_registry() -> Registry:
 def register(kind: str, name: str, extra: str | None = None) -> Callable[[T], T]:
     """Register a user class in the default registry: ``@register("chunker", "my_chunker")``."""
     return default_registry().register(kind, name, extra)
+
+
+def lookup(kind: str, name: str, path: str | None = None) -> Any:
+    """The component registered as ``kind`` ``name`` in the default registry (imported on first use).
+
+    How stage code finds a plug-in by name (a view, a query-prefix builder, a file loader); unknown
+    names raise :class:`~ragkit.errors.UnknownComponentError` with the closest match.
+
+    Example:
+        >>> lookup("view", "content").__name__
+        'ContentView'
+    """
+    return default_registry().get(kind, name, path)
+
+
+class KindMapping(MutableMapping):
+    """One kind of the default registry as a live ``{name: component}`` mapping.
+
+    Reading loads the component; assigning registers it (same checks as :meth:`Registry.add`);
+    deleting forgets it. Kept for code written against the old per-kind dicts (``VIEWS``,
+    ``QUERY_PREFIX_BUILDERS``, ``LOADERS``).
+
+    Example:
+        >>> views = KindMapping("view")
+        >>> "content" in views, "contents" in views
+        (True, False)
+        >>> views["content"].__name__
+        'ContentView'
+    """
+
+    def __init__(self, kind: str, registry: Registry | None = None) -> None:
+        self.kind = kind
+        self._registry = registry
+
+    @property
+    def registry(self) -> Registry:
+        return self._registry or default_registry()
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in self:
+            raise KeyError(name)
+        return self.registry.get(self.kind, name)
+
+    def __setitem__(self, name: str, target: Any) -> None:
+        self.registry.add(self.kind, name, target)
+
+    def __delitem__(self, name: str) -> None:
+        if name not in self:
+            raise KeyError(name)
+        self.registry.remove(self.kind, name)
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name in self.registry.names(self.kind)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.registry.names(self.kind))
+
+    def __len__(self) -> int:
+        return len(self.registry.names(self.kind))
+
+    def __repr__(self) -> str:
+        return f"KindMapping({self.kind!r}: {', '.join(self)})"

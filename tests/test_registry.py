@@ -66,3 +66,53 @@ def test_entry_points_are_loaded(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setattr(metadata, "entry_points", lambda group: [FakeEntryPoint()] if group == "ragkit.components" else [])
     registry = Registry()
     assert "third_party" in registry.names("selector")
+
+
+# ---------------------------------------------------------------- plug-in kinds (views, query prefixes, loaders)
+def test_plugin_kinds_live_in_the_one_registry():
+    from ragkit._builtins import PLUGIN_KINDS
+
+    reg = Registry(entry_points=False)
+    assert set(PLUGIN_KINDS) == {"view", "query_prefix", "loader"}
+    assert {"content", "prefix_fusion", "tfidf_weighted", "tfidf_concat"} <= set(reg.names("view"))
+    assert {"generic", "none"} <= set(reg.names("query_prefix"))
+    assert {".md", ".txt", ".html", ".jsonl"} <= set(reg.names("loader"))
+    assert reg.get("loader", ".md").__name__ == "load_markdown"
+    assert {e.kind for e in reg.entries()}.isdisjoint(PLUGIN_KINDS)  # stage listing unchanged
+    assert {"view", "loader"} <= {e.kind for e in reg.entries(plugins=True)}
+
+
+def test_unknown_view_gets_the_registry_message():
+    from ragkit.errors import UnknownComponentError
+
+    with pytest.raises(UnknownComponentError, match="unknown view type 'contents'. Did you mean 'content'?"):
+        Registry(entry_points=False).get("view", "contents")
+
+
+def test_plugin_functions_register_and_are_checked():
+    reg = Registry(builtins=False, entry_points=False)
+    reg.add("query_prefix", "mine", lambda q, v: {})
+    reg.add("loader", ".org", lambda path, source_id, max_bytes: [])
+    assert reg.names("loader") == [".org"]
+    with pytest.raises(RegistrationError, match="lacks chunk_texts"):
+        reg.add("view", "bad", type("Bad", (), {}))
+    reg.remove("loader", ".org")
+    assert reg.names("loader") == []
+
+
+def test_old_mappings_are_live_views_of_the_registry():
+    from ragkit.loaders.formats import LOADERS, load_text
+    from ragkit.retrievers.metadata_views import QUERY_PREFIX_BUILDERS, generic_query_metadata
+    from ragkit.retrievers.views import VIEWS, ContentView
+
+    assert VIEWS["content"] is ContentView and QUERY_PREFIX_BUILDERS["generic"] is generic_query_metadata
+    assert LOADERS.get(".txt") is load_text and LOADERS.get(".nope") is None
+
+
+def test_validate_rejects_an_unknown_view_with_a_suggestion():
+    from ragkit.config.load import validate_config
+    from ragkit.errors import ConfigError
+
+    cfg = {"version": 1, "corpus": {"paths": ["x.md"]}, "index": {"retriever": {"type": "dense", "view": "contents"}}}
+    with pytest.raises(ConfigError, match=r"index.retriever.view: .*Did you mean 'content'\?"):
+        validate_config(cfg)

@@ -1,4 +1,12 @@
-"""One loader per file format. Each returns the documents of one file (possibly none)."""
+"""One loader per file format. Each returns the documents of one file (possibly none).
+
+Loaders are registered in the one registry as kind ``loader``, named by file suffix, so
+``ragkit components --kind loader`` lists them and plug-ins add formats without editing this file.
+
+Example:
+    >>> sorted(LOADERS)[:3]
+    ['.htm', '.html', '.jsonl']
+"""
 
 from __future__ import annotations
 
@@ -8,9 +16,10 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from ragkit.errors import DocumentError
+from ragkit.errors import ConfigError, DocumentError, RegistrationError
 from ragkit.loaders.files import LoaderWarning, decode, read_bytes, read_text
 from ragkit.loaders.html import html_to_text
+from ragkit.registry import KindMapping
 from ragkit.text.headings import find_headings
 from ragkit.types import Document
 
@@ -97,19 +106,25 @@ def load_jsonl(path: Path, source_id: str, max_bytes: int) -> list[Document]:
     return docs
 
 
-#: File suffix → loader. Other suffixes load as plain text when named explicitly and are skipped
-#: when found while walking a directory.
-LOADERS: dict[str, FileLoader] = {
-    ".txt": load_text,
-    ".text": load_text,
-    ".rst": load_text,
-    ".md": load_markdown,
-    ".markdown": load_markdown,
-    ".mdown": load_markdown,
-    ".mkd": load_markdown,
-    ".html": load_html,
-    ".htm": load_html,
-    ".xhtml": load_html,
-    ".jsonl": load_jsonl,
-    ".ndjson": load_jsonl,
-}
+#: File suffix → loader, a live mapping over the registry's ``loader`` kind (names are suffixes such
+#: as ``.md``; register more with ``register("loader", ".org")`` on a function
+#: ``(path, source_id, max_bytes) -> list[Document]``). Other suffixes load as plain text when named
+#: explicitly and are skipped when found while walking a directory.
+LOADERS: KindMapping = KindMapping("loader")
+
+
+def register_loader(suffix: str, loader: FileLoader) -> None:
+    """Load files ending in ``suffix`` (e.g. ``".org"``) with ``loader`` (registry kind ``loader``).
+
+    Example:
+        >>> register_loader(".notes", load_text)
+        >>> LOADERS[".notes"] is load_text, ".md" in LOADERS
+        (True, True)
+        >>> del LOADERS[".notes"]
+    """
+    if not suffix.startswith("."):
+        raise ConfigError(f"loader suffix must start with '.', got {suffix!r}")
+    try:
+        LOADERS[suffix.lower()] = loader
+    except RegistrationError as exc:
+        raise ConfigError(str(exc)) from exc

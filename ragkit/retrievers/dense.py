@@ -32,7 +32,7 @@ from pydantic import Field
 from ragkit._lazy import require
 from ragkit.errors import ConfigError, IndexStoreError
 from ragkit.retrievers.base import Retriever, top_k_indices
-from ragkit.retrievers.views import VIEWS, EmbeddingView, make_view, view_names
+from ragkit.retrievers.views import EmbeddingView, ViewName, make_view, view_class
 from ragkit.stage import EmbedderRef
 from ragkit.store.atomic import atomic_open, atomic_write_json, atomic_write_npy, read_json, read_npy
 from ragkit.types import Chunk, Query
@@ -62,7 +62,7 @@ class DenseRetriever(Retriever):
         self,
         *,
         embedder: EmbedderRef = "default",
-        view: str = "content",
+        view: ViewName = "content",
         view_options: dict[str, Any] | None = None,
         index_type: Literal["flat", "hnsw", "ivf"] = "flat",
         hnsw_m: Annotated[int, Field(ge=4, le=256)] = 32,
@@ -82,8 +82,7 @@ class DenseRetriever(Retriever):
         self.ef_search = ef_search
         self.ivf_nlist = ivf_nlist
         self.ivf_nprobe = ivf_nprobe
-        if view not in VIEWS:
-            raise ConfigError(f"dense view: unknown view {view!r}; available views: {', '.join(view_names())}")
+        view_class(view)  # an unknown name fails here with the registry's "Did you mean ...?" message
 
     def _load(self) -> None:
         self.faiss_ = require("faiss", "retrieval", "dense retrieval")

@@ -34,6 +34,7 @@ from ragkit.errors import ConfigError
 from ragkit.retrievers.base import Retriever
 from ragkit.retrievers.bm25 import BM25Retriever
 from ragkit.retrievers.dense import DenseRetriever
+from ragkit.retrievers.views import ViewName
 from ragkit.stage import EmbedderRef, validate_params
 from ragkit.types import Chunk, Query
 
@@ -83,7 +84,7 @@ class HybridRetriever(Retriever):
         self,
         *,
         embedder: EmbedderRef = "default",
-        view: str = "content",
+        view: ViewName = "content",
         view_options: dict[str, Any] | None = None,
         fusion: Literal["rrf", "weighted"] = "rrf",
         rrf_k: Annotated[int, Field(gt=0)] = 60,

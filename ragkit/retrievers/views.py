@@ -2,8 +2,10 @@
 
 A view is chosen per index (``index.retriever.view``, options in ``view_options``) and persisted with
 the store, so the query side always matches the index side. The dense and hybrid retrievers only
-talk to this interface; a new view is one class plus one line in :data:`VIEWS` (or
-:func:`register_view` from user code), never a change to ``dense.py``.
+talk to this interface; a new view is one class registered as kind ``view`` in the one registry
+(a line in ``ragkit/_builtins.py``, :func:`register_view` or ``@register("view", name)`` from user
+code, or an entry point ``view:NAME``), never a change to ``dense.py``. Unknown names fail at
+``ragkit validate`` time with the registry's "Did you mean ...?" message (see :data:`ViewName`).
 
 The interface (override what differs from :class:`ContentView`):
 
@@ -25,28 +27,24 @@ Example:
 
 from __future__ import annotations
 
-import importlib
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
 import numpy as np
+from pydantic import AfterValidator
 
-from ragkit.errors import ConfigError, IndexStoreError
+from ragkit.errors import ConfigError, IndexStoreError, RegistrationError
+from ragkit.registry import KindMapping, lookup
 from ragkit.store.atomic import atomic_write_json, read_json
 from ragkit.types import Chunk, Query
 
 VIEW_FILE = "view.json"
 
-#: Built-in views as lazy import strings. Views added later (``prefix_fusion``, ``tfidf_weighted``,
-#: ``tfidf_concat``) get one line here.
-VIEWS: dict[str, str | type] = {
-    "content": "ragkit.retrievers.views:ContentView",
-    "prefix_fusion": "ragkit.retrievers.metadata_views:PrefixFusionView",
-    "tfidf_weighted": "ragkit.retrievers.metadata_views:TfidfWeightedView",
-    "tfidf_concat": "ragkit.retrievers.metadata_views:TfidfConcatView",
-}
+#: The registered views as a live ``{name: class}`` mapping over the registry's ``view`` kind
+#: (built-ins: ``content``, ``prefix_fusion``, ``tfidf_weighted``, ``tfidf_concat``).
+VIEWS: KindMapping = KindMapping("view")
 
 
 def l2_normalise(vectors: np.ndarray) -> np.ndarray:
@@ -71,6 +69,7 @@ class EmbeddingView:
         >>> register_view("upper", UpperView)
         >>> type(make_view("upper")).__name__
         'UpperView'
+        >>> del VIEWS["upper"]
     """
 
     name: ClassVar[str] = ""
@@ -135,30 +134,77 @@ class ContentView(EmbeddingView):
 
 
 def register_view(name: str, cls: type[EmbeddingView] | str) -> None:
-    """Make ``cls`` (a class or ``"module:Class"``) available as ``view: name``."""
-    existing = VIEWS.get(name)
-    if existing is not None and existing is not cls and existing != cls:
-        raise ConfigError(f"view {name!r} is already registered to {existing!r}; choose another name")
-    VIEWS[name] = cls
+    """Make ``cls`` (a class or ``"module:Class"``) available as ``view: name`` (registry kind ``view``).
+
+    Example:
+        >>> class LowerView(EmbeddingView):
+        ...     def chunk_texts(self, chunks):
+        ...         return [c.text.lower() for c in chunks]
+        >>> register_view("lower_demo", LowerView)
+        >>> "lower_demo" in view_names()
+        True
+        >>> del VIEWS["lower_demo"]
+    """
+    try:
+        VIEWS[name] = cls
+    except RegistrationError as exc:
+        raise ConfigError(str(exc)) from exc
 
 
 def view_names() -> list[str]:
+    """Names of the registered views, sorted.
+
+    Example:
+        >>> view_names()[:2]
+        ['content', 'prefix_fusion']
+    """
     return sorted(VIEWS)
 
 
-def view_class(name: str) -> type[EmbeddingView]:
-    if name not in VIEWS:
-        raise ConfigError(f"index.retriever.view: unknown view {name!r}; available views: {', '.join(view_names())}")
-    target = VIEWS[name]
-    if isinstance(target, str):
-        module, _, attr = target.partition(":")
-        target = getattr(importlib.import_module(module), attr)
-        VIEWS[name] = target
-    return target  # type: ignore[return-value]
+def view_class(name: str, path: str = "index.retriever.view") -> type[EmbeddingView]:
+    """The view class registered as ``name`` (:class:`~ragkit.errors.UnknownComponentError` if none).
+
+    Example:
+        >>> view_class("content").__name__
+        'ContentView'
+    """
+    return lookup("view", name, path)
+
+
+def check_view_name(name: str) -> str:
+    """``name`` when a view of that name is registered; else ``ValueError`` with the registry's message.
+
+    Used as the pydantic validator of the retrievers' ``view`` parameter, so ``ragkit validate``
+    reports an unknown view with the closest registered name.
+
+    Example:
+        >>> check_view_name("content")
+        'content'
+        >>> check_view_name("contents")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: unknown view type 'contents'. Did you mean 'content'? Registered view types: content, ...
+    """
+    from ragkit.errors import UnknownComponentError
+
+    try:
+        view_class(name, path="")
+    except UnknownComponentError as exc:
+        raise ValueError(str(exc)) from None
+    return name
+
+
+#: Type of a retriever's ``view`` parameter: a registered view name, checked when the config is validated.
+ViewName = Annotated[str, AfterValidator(check_view_name)]
 
 
 def make_view(name: str, options: Mapping[str, Any] | None = None) -> EmbeddingView:
-    """Instantiate view ``name`` with ``options`` (``ConfigError`` for unknown names or options)."""
+    """Instantiate view ``name`` with ``options`` (``ConfigError`` for unknown names or options).
+
+    Example:
+        >>> make_view("content").name
+        'content'
+    """
     cls = view_class(name)
     try:
         view = cls(**dict(options or {}))

@@ -134,7 +134,7 @@ def test_views_plug_in_and_persist(tmp_path):
 
 
 def test_unknown_view_and_string_embedder():
-    with pytest.raises(ConfigError, match="unknown view 'tfidf_magic'; available views: content"):
+    with pytest.raises(ConfigError, match="unknown view type 'tfidf_magic'.* Registered view types: content"):
         DenseRetriever(embedder=FakeEmbedder(), view="tfidf_magic")
     with pytest.raises(ConfigError, match="pass an embedder instance"):
         DenseRetriever().index(make_chunks(TEXTS))
