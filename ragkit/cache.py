@@ -118,8 +118,7 @@ _STORES: dict[tuple[str, str], CacheStore] = {}
 
 
 def default_cache(mode: CacheMode | None = None) -> CacheStore:
-    """The store at ``RAGKIT_HOME/cache.sqlite`` opened in ``mode`` (default ``read_write``; a pipeline passes its
-    runtime's ``cache.mode``). One connection pool per (path, mode), re-read if ``RAGKIT_HOME`` changes."""
+    """The store at ``RAGKIT_HOME/cache.sqlite`` opened in ``mode`` (default ``read_write``; a pipeline passes its runtime's ``cache.mode``). One connection pool per (path, mode), re-read if ``RAGKIT_HOME`` changes."""
     mode = mode or "read_write"
     key = (str(cache_path()), mode)
     if key not in _STORES:

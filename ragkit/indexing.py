@@ -118,8 +118,7 @@ def index_hash(config: Mapping[str, Any], registry: Any) -> str:
 
 
 def chunking_hash(config: Mapping[str, Any], registry: Any) -> str:
-    """Hash of everything that determines chunk records: chunker, enrichers, their backends, ragkit version,
-    and the source of plugin stages among them."""
+    """Hash of everything that determines chunk records: chunker, enrichers, their backends, ragkit version, and the source of plugin stages among them."""
     from ragkit import __version__
 
     specs = [("chunker", config["index"]["chunker"]), *[("enricher", s) for s in config["index"]["enrichers"]]]

@@ -12,16 +12,20 @@ def ragkit_home() -> Path:
 
 
 def models_dir() -> Path:
+    """Prepared local models: ``RAGKIT_HOME/models``."""
     return ragkit_home() / "models"
 
 
 def indexes_dir() -> Path:
+    """Index stores by index hash: ``RAGKIT_HOME/indexes``."""
     return ragkit_home() / "indexes"
 
 
 def wheels_dir() -> Path:
+    """Locally built wheels (llama.cpp): ``RAGKIT_HOME/wheels``."""
     return ragkit_home() / "wheels"
 
 
 def cache_path() -> Path:
+    """The call and vector cache: ``RAGKIT_HOME/cache.sqlite``."""
     return ragkit_home() / "cache.sqlite"

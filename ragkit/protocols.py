@@ -24,16 +24,19 @@ if TYPE_CHECKING:
 
 @runtime_checkable
 class Chunker(Protocol):
+    """Cuts one document into chunks whose text is verbatim ``doc.text[start:end]``."""
     def chunk(self, doc: Document) -> list[Chunk]: ...
 
 
 @runtime_checkable
 class Enricher(Protocol):
+    """Adds metadata to chunks (never changes their text), keeping every chunk."""
     def enrich(self, chunks: Sequence[Chunk], docs: Mapping[str, Document]) -> list[Chunk]: ...
 
 
 @runtime_checkable
 class Embedder(Protocol):
+    """Turns texts into L2-normalised float32 row vectors."""
     def embed_documents(self, texts: Sequence[str]) -> np.ndarray: ...
 
     def embed_query(self, text: str) -> np.ndarray: ...
@@ -41,6 +44,7 @@ class Embedder(Protocol):
 
 @runtime_checkable
 class Retriever(Protocol):
+    """Indexes chunks and returns the best-scoring ones for a query, filters applied before top-k."""
     def index(self, chunks: Sequence[Chunk]) -> Any: ...
 
     def retrieve(self, query: Query | str, k: int = 10, filter: Mapping[str, Any] | None = None) -> list[ScoredChunk]: ...
@@ -48,33 +52,39 @@ class Retriever(Protocol):
 
 @runtime_checkable
 class Reranker(Protocol):
+    """Re-orders retrieved candidates, best first."""
     def rerank(self, query: Query, scored: Sequence[ScoredChunk]) -> list[ScoredChunk]: ...
 
 
 @runtime_checkable
 class Selector(Protocol):
+    """Chooses which candidates reach the generator (a subset, in prompt order)."""
     def select(self, query: Query, candidates: Sequence[ScoredChunk],
                context: QueryContext | None = None) -> list[ScoredChunk]: ...
 
 
 @runtime_checkable
 class Aggregator(Protocol):
+    """Turns the selected chunks into an :class:`~ragkit.types.Answer`."""
     def aggregate(self, query: Query, selected: Sequence[ScoredChunk],
                   context: QueryContext | None = None) -> Answer: ...
 
 
 @runtime_checkable
 class Scorer(Protocol):
+    """Scores many texts against one query in one batched call (higher is better)."""
     def score(self, query: Query, texts: Sequence[str]) -> np.ndarray: ...
 
 
 @runtime_checkable
 class TreeBuilder(Protocol):
+    """Builds one document tree whose leaves are verbatim spans of the document."""
     def build(self, doc: Document, chunks: Sequence[Chunk]) -> DocTree: ...
 
 
 @runtime_checkable
 class LLM(Protocol):
+    """Generates completions for a batch of requests."""
     def generate(self, requests: Sequence[Any]) -> list[Any]: ...
 
 

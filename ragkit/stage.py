@@ -45,6 +45,7 @@ def _signature_params(cls: type) -> list[inspect.Parameter]:
 
 
 def param_names(cls: type) -> list[str]:
+    """The constructor parameter names of ``cls``, in signature order."""
     return [p.name for p in _signature_params(cls)]
 
 

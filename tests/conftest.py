@@ -1,8 +1,4 @@
-"""Shared fixtures.
-
-Each test session gets its own ``RAGKIT_HOME`` (fresh cache and indexes) whose ``models/`` and
-``wheels/`` link to the real ones, so prepared models are converted once per machine, not per run.
-"""
+"""Shared fixtures (the isolated ``RAGKIT_HOME`` is set up by the repository's root ``conftest.py``)."""
 
 from __future__ import annotations
 
@@ -15,22 +11,6 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_DATASETS = Path(os.environ.get("RAGKIT_DATA") or REPO.parent / "shared" / "datasets")
 CHROMA = SHARED_DATASETS / "chroma_chunking_eval"
 CHROMA_CORPORA = ["chatlogs", "finance", "pubmed", "state_of_the_union", "wikitexts"]
-
-
-def _real_home() -> Path:
-    return Path(os.environ.get("RAGKIT_HOME") or Path.home() / ".cache" / "ragkit").expanduser()
-
-
-@pytest.fixture(scope="session", autouse=True)
-def isolated_ragkit_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    real = _real_home()
-    home = tmp_path_factory.mktemp("ragkit_home")
-    for shared in ("models", "wheels"):
-        (real / shared).mkdir(parents=True, exist_ok=True)
-        (home / shared).symlink_to(real / shared, target_is_directory=True)
-    os.environ["RAGKIT_REAL_HOME"] = str(real)
-    os.environ["RAGKIT_HOME"] = str(home)
-    return home
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from ragkit.errors import ConfigError
 from ragkit.registry import Registry
 from ragkit.selectors.base import Selector
 from ragkit.stage import Component
-from ragkit.types import Chunk, Document, DocTree, Query, ScoredChunk, TreeNode
+from ragkit.types import Chunk, DocTree, Document, Query, ScoredChunk, TreeNode
 
 FAKES = {"llm": {"default": {"type": "fake"}}, "embeddings": {"default": {"type": "fake"}}}
 DOCS = [Document.from_text("Alpha one. Alpha two. Alpha three. Alpha four.", source_id="a"),

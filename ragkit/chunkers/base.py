@@ -63,6 +63,7 @@ def trim_span(text: str, start: int, end: int) -> tuple[int, int]:
 
 
 def position_index(sorted_positions: Sequence[int], position: int) -> int:
+    """How many of ``sorted_positions`` are <= ``position`` (a bisection)."""
     return bisect.bisect_right(sorted_positions, position)
 
 

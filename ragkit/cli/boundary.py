@@ -104,7 +104,7 @@ _default_show_warning = warnings.showwarning
 
 def show_warning(message: Any, category: type[Warning], filename: str, lineno: int, file: Any = None,
                  line: str | None = None) -> None:
-    """ragkit's own warnings as one ``warning: ...`` line on stderr; others as Python prints them.
+    """Ragkit's own warnings as one ``warning: ...`` line on stderr; others as Python prints them.
 
     Example:
         >>> import contextlib, io

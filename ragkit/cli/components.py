@@ -15,6 +15,7 @@ def components_command(
     format: Annotated[str, typer.Option("--format", "-f", help="table or json.")] = "table",
 ) -> None:
     """List every registered component with the extra it needs (imports nothing heavy).
+
     \f
     Example:
         >>> from typer.testing import CliRunner
@@ -22,13 +23,15 @@ def components_command(
         >>> result = CliRunner().invoke(app, ["components", "--kind", "selector"])
         >>> result.exit_code, "token_budget" in result.stdout, "recursive" in result.stdout
         (0, True, False)
+        >>> "prefix_fusion" in CliRunner().invoke(app, ["components", "--kind", "view"]).stdout
+        True
     """
-    from ragkit._builtins import KINDS
+    from ragkit._builtins import ALL_KINDS
     from ragkit.registry import default_registry
 
-    if kind is not None and kind not in KINDS:
-        raise ConfigError(f"--kind {kind!r} is not a component kind; kinds: {', '.join(KINDS)}")
-    entries = list(default_registry().entries(kind))
+    if kind is not None and kind not in ALL_KINDS:
+        raise ConfigError(f"--kind {kind!r} is not a component kind; kinds: {', '.join(ALL_KINDS)}")
+    entries = list(default_registry().entries(kind, plugins=True))
     if format == "json":
         typer.echo(json.dumps([{"kind": e.kind, "name": e.name, "extra": e.extra, "description": e.description,
                                 "import_path": e.import_path} for e in entries], indent=2))

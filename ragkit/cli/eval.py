@@ -35,6 +35,7 @@ def eval_command(
     no_plots: Annotated[bool, typer.Option("--no-plots", help="Do not write matplotlib plots.")] = False,
 ) -> None:
     """Evaluate variants side by side on a dataset; print one table per protocol and write the report.
+
     \f
     Example:
         >>> from typer.testing import CliRunner

@@ -29,6 +29,7 @@ def list_command(
     format: Annotated[str, typer.Option("--format", help="table or json.")] = "table",
 ) -> None:
     """Packaged model aliases (prepared or not) and other model folders under RAGKIT_HOME/models.
+
     \f
     Example:
         >>> import json
@@ -57,6 +58,7 @@ def prepare_command(
     force: Annotated[bool, typer.Option("--force", help="Rebuild even when already prepared.")] = False,
 ) -> None:
     """Find the packaged model, convert it once into RAGKIT_HOME/models/NAME, verify it by reloading.
+
     \f
     Example:
         >>> from typer.testing import CliRunner

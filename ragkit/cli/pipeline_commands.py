@@ -82,6 +82,7 @@ def run(
     questions: Annotated[Path | None, typer.Option("--questions", help="Questions JSONL ({id, question} per line).")] = None,
 ) -> None:
     """Index the corpus, answer every question, print answers with cited chunks, write answers.jsonl and summary.json.
+
     \f
     Stdout ends with the ``usage:`` line and ``output: DIR``; a config error exits with 2.
 
@@ -117,6 +118,7 @@ def index(
     data_root: DataRootOpt = None,
 ) -> None:
     """Build (or update, or reuse) the persisted index for a config; print what was done.
+
     \f
     Example:
         >>> from typer.testing import CliRunner
@@ -147,6 +149,7 @@ def query(
     no_cache: NoCacheOpt = False,
 ) -> None:
     """Answer one question from the persisted index (build it first with `ragkit index` or `ragkit run`).
+
     \f
     Example:
         >>> from typer.testing import CliRunner

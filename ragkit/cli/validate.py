@@ -15,6 +15,7 @@ def validate_command(
     set_: Annotated[list[str] | None, typer.Option("--set", help="Override KEY=VALUE (dotted key).")] = None,
 ) -> None:
     """Check config files; report every problem (dotted path, value, line), not only the first.
+
     \f
     Exits with the worst problem's code (2 for config errors) after checking every file.
 

@@ -320,4 +320,5 @@ def load_config(source: str | Path | Mapping[str, Any], overrides: Sequence[str 
 
 
 def config_stem(source: str | Path | Mapping[str, Any]) -> str:
+    """The name a run of ``source`` is filed under: the YAML file's stem, or ``config`` for a mapping."""
     return Path(source).stem if not isinstance(source, Mapping) else "config"

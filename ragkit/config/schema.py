@@ -23,15 +23,18 @@ def _default_embedding_backends() -> dict[str, StageSpec]:
 
 
 class _Strict(BaseModel):
+    """Unknown keys are errors."""
     model_config = ConfigDict(extra="forbid")
 
 
 class BackendsConfig(_Strict):
+    """``backends``: named LLM and embedding backends."""
     llm: dict[str, StageSpec] = Field(default_factory=_default_llm_backends)
     embeddings: dict[str, StageSpec] = Field(default_factory=_default_embedding_backends)
 
 
 class CacheConfig(_Strict):
+    """``cache``: the call and vector cache mode."""
     mode: Literal["read_write", "read_only", "off"] = "read_write"
 
     @field_validator("mode", mode="before")
@@ -42,6 +45,7 @@ class CacheConfig(_Strict):
 
 
 class CorpusConfig(_Strict):
+    """``corpus``: files (``paths``) or a dataset."""
     paths: list[str] | None = None
     dataset: str | None = None
     subset: list[str] | None = None
@@ -55,6 +59,7 @@ class CorpusConfig(_Strict):
 
 
 class IndexConfig(_Strict):
+    """``index``: everything that determines the index."""
     store: str | None = None
     chunker: StageSpec = Field(default_factory=lambda: {"type": "recursive", "max_tokens": 256, "overlap_tokens": 0})
     enrichers: list[StageSpec] = Field(default_factory=list)
@@ -64,11 +69,13 @@ class IndexConfig(_Strict):
 
 
 class RetrieveConfig(_Strict):
+    """``query.retrieve``: candidates per question and the metadata filter."""
     k: int = Field(default=20, gt=0)
     filter: dict[str, Any] | None = None
 
 
 class QueryConfig(_Strict):
+    """``query``: questions and the query-phase stages."""
     questions: str | None = None
     retrieve: RetrieveConfig = Field(default_factory=RetrieveConfig)
     reranker: StageSpec | None = None
@@ -79,6 +86,7 @@ class QueryConfig(_Strict):
 
 
 class OutputConfig(_Strict):
+    """``output``: where runs write."""
     dir: str | None = None
 
 
@@ -90,6 +98,7 @@ class EngineConfig(BaseModel):
 
 
 class RagkitConfig(_Strict):
+    """A whole ragkit config file."""
     version: Literal[1] = 1
     data_root: str | None = None
     backends: BackendsConfig = Field(default_factory=BackendsConfig)

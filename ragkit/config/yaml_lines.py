@@ -46,6 +46,7 @@ def load_yaml_with_lines(text: str, source: str = "<string>") -> tuple[Any, dict
 
 
 def load_yaml_file(path: str | Path) -> tuple[Any, dict[str, int]]:
+    """Parse a YAML file safely; return the data and ``{dotted path: line}`` for error messages."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")

@@ -1,5 +1,4 @@
-"""Helpers shared by the LLM enrichers: document titles, heading paths, progress bars, reports, and
-a generate loop that validates every answer, retries the invalid ones and never loses a chunk.
+"""Helpers shared by the LLM enrichers: document titles, heading paths, progress bars, reports, and a generate loop that validates every answer, retries the invalid ones and never loses a chunk.
 
 Example:
     >>> from ragkit.types import Document
@@ -184,8 +183,7 @@ def generate_validated(
 
 
 def _generate_group(llm: Any, requests: list[GenerationRequest], report: EnrichmentReport) -> list[Completion | str]:
-    """Completions for ``requests``; a string (the error) in place of a request whose structured output
-    failed in the backend or its caching wrapper (which has already retried it with the error).
+    """Completions for ``requests``; a string (the error) in place of a request whose structured output failed in the backend or its caching wrapper (which has already retried it with the error).
 
     Uses the wrapper's ``generate_outcomes`` when there is one (failures come back in place), else
     ``generate``; a failed group is then re-run one request at a time so its valid answers are kept.

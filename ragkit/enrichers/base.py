@@ -9,6 +9,7 @@ from ragkit.types import Chunk, Document
 
 
 class Enricher(Component):
+    """Base class for enrichers: ``enrich(chunks, docs)`` adds metadata and keeps every chunk."""
     def enrich(self, chunks: Sequence[Chunk], docs: Mapping[str, Document]) -> list[Chunk]:
         """Return the chunks (same order, same text and offsets) with metadata added.
 

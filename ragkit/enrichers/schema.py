@@ -421,8 +421,7 @@ PROFILES: dict[str, MetadataSchema] = {
 
 
 def check_field_list(fields: list[Any] | None) -> list[Any] | None:
-    """Pydantic after-validator for an enricher's ``fields`` parameter: the list must build a schema
-    (so ``ragkit validate`` reports a bad field list with its dotted path)."""
+    """Pydantic after-validator for an enricher's ``fields`` parameter: the list must build a schema (so ``ragkit validate`` reports a bad field list with its dotted path)."""
     if fields:
         try:
             MetadataSchema.from_fields(fields)

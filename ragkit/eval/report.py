@@ -1,5 +1,4 @@
-"""Evaluation reports: one Markdown table per protocol and dataset partition, ``results.md``,
-``results.json`` and plots.
+"""Evaluation reports: one Markdown table per protocol and dataset partition, ``results.md``, ``results.json`` and plots.
 
 Every table is printed and written under a line ``protocol: NAME`` (ARCHITECTURE.md, *Evaluation*),
 then ``dataset: NAME``; chunk sizes show the achieved mean ± std, with ⚠ on variants outside the

@@ -195,9 +195,7 @@ def validation_error(text: str, schema: Mapping[str, Any] | None, response_model
 
 
 class Window(NamedTuple):
-    """One scoring window over a token sequence: tokens ``[start, end)`` go through the model, and the
-    predictions for tokens ``[score_from, end)`` are kept (each has between ``score_from - start`` and
-    ``end - start - 1`` tokens of left context)."""
+    """One scoring window over a token sequence: tokens ``[start, end)`` go through the model, and the predictions for tokens ``[score_from, end)`` are kept (each has between ``score_from - start`` and ``end - start - 1`` tokens of left context)."""
 
     start: int
     end: int

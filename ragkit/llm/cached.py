@@ -154,9 +154,7 @@ class CachedLLM(LLMBackend):
         return outcomes  # type: ignore[return-value]
 
     def generate_outcomes(self, requests: Sequence[GenerationRequest]) -> list[Completion | StructuredOutputError]:
-        """Like :meth:`generate`, but a request whose structured output stays invalid gets its
-        :class:`StructuredOutputError` in place instead of failing the whole batch (the valid
-        completions are cached and returned)."""
+        """Like :meth:`generate`, but a request whose structured output stays invalid gets its :class:`StructuredOutputError` in place instead of failing the whole batch (the valid completions are cached and returned)."""
         requests = list(requests)
         store = self._cache()
         identity = self.inner.identity

@@ -246,6 +246,7 @@ atexit.register(stop_shared)
 
 
 def main(argv: list[str] | None = None) -> None:
+    """``python -m ragkit.llm.llama_server``: serve a GGUF model on loopback (for tests and benchmarks)."""
     parser = argparse.ArgumentParser(description="Serve a GGUF model with llama.cpp's OpenAI-compatible server.")
     parser.add_argument("--model", help="GGUF file (default: the packaged SmolLM2-135M-Instruct)")
     parser.add_argument("--port", type=int, default=8765)

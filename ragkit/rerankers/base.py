@@ -9,5 +9,6 @@ from ragkit.types import Query, ScoredChunk
 
 
 class Reranker(Component):
+    """Base class for rerankers: ``rerank(query, scored)`` returns the candidates re-ordered, best first."""
     def rerank(self, query: Query, scored: Sequence[ScoredChunk]) -> list[ScoredChunk]:
         raise NotImplementedError

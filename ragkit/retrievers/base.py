@@ -66,6 +66,7 @@ def top_k_indices(scores: np.ndarray, k: int, mask: np.ndarray | None = None,
 
 
 def check_k(k: Any) -> int:
+    """``k`` as a positive int, or a :class:`ConfigError` saying what was given."""
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k <= 0:
         raise ConfigError(f"retrieve(k={k!r}): k must be a positive integer, e.g. k=10")
     return int(k)

@@ -151,8 +151,7 @@ def _render(group: str, name: str, value: Any, max_items: int, question_chars: i
 def format_prefix(metadata: Mapping[str, Any] | None, context: Mapping[str, Any] | None = None, *,
                   fields: Sequence[str] | None = None, max_chars: int = 200, max_items: int = 3,
                   question_chars: int = 50, context_chars: int = 200) -> str:
-    """The prefix for one chunk: bracket tags (whole tags dropped from the end to stay within
-    ``max_chars``), then the situating line from ``context`` (clipped to ``context_chars``).
+    """The prefix for one chunk: bracket tags (whole tags dropped from the end to stay within ``max_chars``), then the situating line from ``context`` (clipped to ``context_chars``).
 
     Example:
         >>> format_prefix({"content_type": "Reference", "keywords": ["alpha", "beta"]}, max_chars=12)

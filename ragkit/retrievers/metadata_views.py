@@ -194,8 +194,7 @@ def _strings(value: Any) -> list[str]:
 
 
 def keyword_string(metadata: Mapping[str, Any] | None, fields: Sequence[str] | None = None) -> str:
-    """The text TF-IDF sees for one chunk (METHODS §6.2): keywords + entities + categories + services
-    + content words of the potential questions + ``tf_idf_keywords``.
+    """The text TF-IDF sees for one chunk (METHODS §6.2): keywords + entities + categories + services + content words of the potential questions + ``tf_idf_keywords``.
 
     ``tf_idf_keywords`` is the study's derived field ``dedup(keywords + entities + services)[:15]``;
     when the metadata has none it is derived the same way, so those terms count twice, as they did in
@@ -366,9 +365,7 @@ class TfidfWeightedView(EmbeddingView):
 
 
 class TfidfConcatView(TfidfWeightedView):
-    """``tfidf_concat`` (**ragkit's own variant**, not the study's): aligned concatenation
-    ``[sqrt(w_d)·normalise(dense), sqrt(w_t)·normalise(tfidf)]``, so that the inner product of a query
-    and a chunk is exactly ``w_d·cos(dense) + w_t·cos(tfidf)``. Dimension ``d + n_features``.
+    """``tfidf_concat`` (**ragkit's own variant**, not the study's): aligned concatenation ``[sqrt(w_d)·normalise(dense), sqrt(w_t)·normalise(tfidf)]``, so that the inner product of a query and a chunk is exactly ``w_d·cos(dense) + w_t·cos(tfidf)``. Dimension ``d + n_features``.
 
     Example:
         >>> view = TfidfConcatView()

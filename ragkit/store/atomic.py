@@ -92,6 +92,7 @@ def atomic_write_npy(path: str | Path, array: np.ndarray, *, fsync: bool = True)
 
 
 def read_json(path: str | Path) -> Any:
+    """Read a JSON file (UTF-8)."""
     with open(path, encoding="utf-8") as handle:
         return json.load(handle)
 

@@ -20,6 +20,7 @@ from ragkit.testing.fakes import FakeEmbedder, FakeLLM
 
 
 def fake_collaborator(kind: str) -> Any:
+    """A deterministic stand-in for a collaborator of ``kind`` (``llm`` or ``embedder``)."""
     return FakeLLM() if kind == "llm" else FakeEmbedder(dimension=32)
 
 

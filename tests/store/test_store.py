@@ -10,7 +10,6 @@ from store_helpers import CountingLineChunker, corpus, make_pipeline, open_exist
 
 from ragkit.errors import IndexStoreError, StageError
 from ragkit.paths import indexes_dir
-
 from ragkit.store.store import CURRENT, IndexStore
 
 

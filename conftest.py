@@ -1,0 +1,28 @@
+"""Test-session set-up shared by ``tests/`` and the docstring examples under ``ragkit/`` (``--doctest-modules``).
+
+Each test session gets its own ``RAGKIT_HOME`` (fresh cache and indexes) whose ``models/`` and
+``wheels/`` link to the real ones, so prepared models are converted once per machine, not per run.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+
+def _real_home() -> Path:
+    return Path(os.environ.get("RAGKIT_HOME") or Path.home() / ".cache" / "ragkit").expanduser()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def isolated_ragkit_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    real = _real_home()
+    home = tmp_path_factory.mktemp("ragkit_home")
+    for shared in ("models", "wheels"):
+        (real / shared).mkdir(parents=True, exist_ok=True)
+        (home / shared).symlink_to(real / shared, target_is_directory=True)
+    os.environ["RAGKIT_REAL_HOME"] = str(real)
+    os.environ["RAGKIT_HOME"] = str(home)
+    return home
