@@ -23,6 +23,7 @@ def isolated_ragkit_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for shared in ("models", "wheels"):
         (real / shared).mkdir(parents=True, exist_ok=True)
         (home / shared).symlink_to(real / shared, target_is_directory=True)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach a hub: fail at once instead of retrying
     os.environ["RAGKIT_REAL_HOME"] = str(real)
     os.environ["RAGKIT_HOME"] = str(home)
     return home

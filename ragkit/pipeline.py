@@ -329,8 +329,8 @@ class Pipeline:
         parts = slot.split(".")
         section, key = parts[0], parts[1] if len(parts) > 1 else ""
         spec = self.config.get(section, {}).get(key) if section in ("index", "query") else None
-        if isinstance(spec, list) and len(parts) > 2:
-            spec = spec[int(parts[2])]
+        if isinstance(spec, list):
+            spec = spec[int(parts[2])] if len(parts) > 2 else (spec[0] if spec else None)
         return spec.get("type", "?") if isinstance(spec, Mapping) else key
 
     def _call(self, slot: str, fn: Any) -> Any:
