@@ -37,7 +37,7 @@ from ragkit.context import QueryContext, context_needs
 from ragkit.indexing import IndexReport, IndexStages  # noqa: F401  (IndexReport: public name)
 from ragkit.registry import Registry, default_registry
 from ragkit.runtime import Runtime
-from ragkit.stage import call_stage, collaborator_params
+from ragkit.stage import call_stage, collaborator_params, nested_stage_params
 from ragkit.types import Answer, Document, Query, ScoredChunk, Usage, sha256_hex  # noqa: F401
 from ragkit.usage import UsageBook, usage_scope
 
@@ -115,6 +115,12 @@ class Pipeline:
         for name, ref_kind in collaborator_params(cls).items():
             if name in params:
                 params[name] = self.backend("llm" if ref_kind == "llm" else "embeddings", params[name])
+        for name, stage_kind in nested_stage_params(cls).items():
+            value = params.get(name)
+            if isinstance(value, str):
+                value = {"type": value}
+            if isinstance(value, Mapping):
+                params[name] = self._build(stage_kind, value)  # nested stages get the config's backends too
         for name, value in inject.items():
             if name in params or name in collaborator_params(cls):
                 params[name] = value

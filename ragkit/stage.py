@@ -34,6 +34,24 @@ class Ref:
 
 LLMRef = Annotated[Any, Ref("llm")]
 EmbedderRef = Annotated[Any, Ref("embedder")]
+
+
+class StageRef:
+    """Marks a constructor parameter as a nested stage of ``kind`` (e.g. ``corag``'s ``scorer``).
+
+    In YAML it is a type name (``scorer: embedding``) or a spec (``scorer: {type: llm_yes, llm: big}``);
+    config validation checks it like any stage (at ``<path>.<param>``) and normalises it to a full spec,
+    and the pipeline builds it (injecting the config's backends) before calling the constructor.
+    """
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+
+    def __repr__(self) -> str:
+        return f"StageRef({self.kind!r})"
+
+
+ScorerRef = Annotated[Any, StageRef("scorer")]
 T = TypeVar("T")
 
 
@@ -60,6 +78,17 @@ def collaborator_params(cls: type) -> dict[str, str]:
     return refs
 
 
+def nested_stage_params(cls: type) -> dict[str, str]:
+    """``{parameter name: stage kind}`` for the parameters annotated as nested stages (:class:`StageRef`)."""
+    hints = typing.get_type_hints(cls.__init__, include_extras=True) if cls.__init__ is not object.__init__ else {}
+    nested = {}
+    for name, hint in hints.items():
+        for meta in getattr(hint, "__metadata__", ()):
+            if isinstance(meta, StageRef):
+                nested[name] = meta.kind
+    return nested
+
+
 _PARAM_MODELS: dict[type, Any] = {}
 _PARAM_MODELS_LOCK = threading.Lock()
 
@@ -69,7 +98,7 @@ def param_model(cls: type) -> Any:
     with _PARAM_MODELS_LOCK:
         if cls not in _PARAM_MODELS:
             hints = typing.get_type_hints(cls.__init__, include_extras=True) if cls.__init__ is not object.__init__ else {}
-            refs = collaborator_params(cls)
+            refs = {**collaborator_params(cls), **nested_stage_params(cls)}
             fields: dict[str, Any] = {}
             for p in _signature_params(cls):
                 annotation = Any if p.name in refs else hints.get(p.name, Any)

@@ -174,3 +174,21 @@ def test_stage_failures_name_the_link(registry):
 
     with pytest.raises(StageError, match=r"stage query.selector.1 \(broken\) failed: ValueError: boom"):
         pipe.query("Alpha")
+
+
+def test_nested_stage_specs_are_validated_normalised_and_built_with_the_configs_backends():
+    config = {"backends": FAKES, "index": {"chunker": {"type": "sentence", "max_tokens": 4},
+                                           "retriever": {"type": "bm25"}, "store": ":memory:"},
+              "query": {"selector": [{"type": "corag", "budget": 12, "scorer": "embedding"}]}}
+    pipe = Pipeline.from_config(config)
+    assert pipe.to_config()["query"]["selector"][0]["scorer"] == {"type": "embedding", "embedder": "default"}
+    corag = pipe.selector
+    assert type(corag.scorer).__name__ == "EmbeddingScorer", "the pipeline builds the nested scorer"
+    assert corag.scorer.embedder is pipe.embedder, "with the config's (cached) embedder"
+    pipe.index(DOCS)
+    answer = pipe.query("Alpha three")
+    assert answer.chunks and sum(s.chunk.token_count for s in answer.chunks) <= 12
+    with pytest.raises(ConfigError) as info:
+        Pipeline.from_config({**config, "query": {"selector": {"type": "corag", "budget": 0, "scorer": "embeding"}}})
+    assert "query.selector.budget" in str(info.value) and "query.selector.scorer.type" in str(info.value)
+    assert "Did you mean 'embedding'" in str(info.value)

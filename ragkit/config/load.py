@@ -23,7 +23,7 @@ from ragkit.config.schema import STAGE_SLOTS, RagkitConfig
 from ragkit.config.yaml_lines import line_for, load_yaml_file
 from ragkit.errors import ConfigError, MissingDependencyError, RegistrationError, UnknownComponentError
 from ragkit.registry import Registry, default_registry
-from ragkit.stage import collaborator_params, param_model, validation_problems
+from ragkit.stage import collaborator_params, nested_stage_params, param_model, validation_problems
 
 BACKEND_KIND_BY_SECTION = {"llm": "llm", "embeddings": "embedder"}
 SECTION_BY_BACKEND_KIND = {v: k for k, v in BACKEND_KIND_BY_SECTION.items()}
@@ -128,12 +128,27 @@ class _Checker:
         except ValidationError as exc:
             for p, message in validation_problems(exc, path):
                 self.add(p, f"{message}; {type_name} accepts: {', '.join(param_model(cls).model_fields)}")
+            self.nested(cls, dict(params), path, backends)  # report problems in nested stages too
             return None
         normalised = {"type": type_name, **_plain({k: getattr(validated, k) for k in param_model(cls).model_fields})}
         for name, ref_kind in collaborator_params(cls).items():
             self.reference(normalised.get(name), ref_kind, f"{path}.{name}", backends)
         self.capabilities(cls, type_name, normalised, path, backends)
+        self.nested(cls, normalised, path, backends)
         return normalised
+
+    def nested(self, cls: type, params: dict[str, Any], path: str, backends: Mapping[str, Mapping[str, Any]]) -> None:
+        """Validate (and normalise in place) the nested stage specs of ``cls`` (e.g. ``corag``'s ``scorer``)."""
+        for name, stage_kind in nested_stage_params(cls).items():
+            value = params.get(name)
+            if isinstance(value, str):
+                value = {"type": value}
+            if isinstance(value, Mapping):
+                nested = self.stage(value, stage_kind, f"{path}.{name}", backends)
+                if nested is not None:
+                    params[name] = nested
+            elif value is not None and not hasattr(value, "get_params"):
+                self.add(f"{path}.{name}", f"expected a {stage_kind} type name or a {{type: ...}} mapping, got {value!r}")
 
     def reference(self, value: Any, kind: str, path: str, backends: Mapping[str, Mapping[str, Any]]) -> None:
         section = SECTION_BY_BACKEND_KIND[kind]

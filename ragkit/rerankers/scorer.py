@@ -15,19 +15,20 @@ Example:
     >>> rr = ScorerReranker(scorer=EmbeddingScorer(embedder=FakeEmbedder(dimension=16)))
     >>> top = rr.rerank(Query.from_text("green pears"), cands)
     >>> top[0].chunk.text, top[0].source
-    ('green pears.', 'rerank:scorer:EmbeddingScorer')
+    ('green pears.', 'rerank:scorer:embedding')
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Annotated, Any
+from typing import Annotated
 
 import numpy as np
 from pydantic import Field
 
 from ragkit.rerankers.base import Reranker
 from ragkit.scorers._build import UsesBackends, build_scorer, check_scorer_spec, scorer_type
+from ragkit.stage import ScorerRef
 from ragkit.types import Query, ScoredChunk
 
 
@@ -39,7 +40,7 @@ class ScorerReranker(UsesBackends, Reranker):
         5
     """
 
-    def __init__(self, *, scorer: Any = "embedding", top_n: Annotated[int, Field(gt=0)] | None = None) -> None:
+    def __init__(self, *, scorer: ScorerRef = "embedding", top_n: Annotated[int, Field(gt=0)] | None = None) -> None:
         check_scorer_spec(scorer, "reranker.scorer.scorer")
         self.scorer = scorer
         self.top_n = top_n

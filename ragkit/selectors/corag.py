@@ -66,6 +66,7 @@ from pydantic import Field
 from ragkit.scorers._build import UsesBackends, build_scorer, check_scorer_spec, scorer_type
 from ragkit.selectors._mcts import SearchConfig, SearchResult, search
 from ragkit.selectors.base import Selector
+from ragkit.stage import ScorerRef
 from ragkit.types import Chunk, Query, ScoredChunk
 
 SEPARATOR = "\n\n"
@@ -103,7 +104,7 @@ class CoragSelector(UsesBackends, Selector):
         c: Annotated[float, Field(ge=0)] = 2.4,
         lambda_: Annotated[float, Field(ge=0)] = 0.1,
         max_candidates: Annotated[int, Field(gt=0)] = 20,
-        scorer: Any = "query_likelihood",
+        scorer: ScorerRef = "query_likelihood",
         seed: int | None = 0,
         profile: Literal["paper", "code"] = "paper",
         backprop: Literal["best_child", "all_children"] | None = None,

@@ -285,7 +285,7 @@ def test_unknown_scorer_or_bad_scorer_params_fail_when_the_scorer_is_built():
 def test_to_config_round_trip_keeps_the_nested_scorer_spec():
     cfg = load_config(_config({"type": "corag", "budget": 300, "scorer": {"type": "embedding"}}))
     selector = cfg["query"]["selector"]
-    assert selector["scorer"] == {"type": "embedding"} and selector["c"] == 2.4 and selector["lambda_"] == 0.1
+    assert selector["scorer"] == {"type": "embedding", "embedder": "default"} and selector["c"] == 2.4 and selector["lambda_"] == 0.1
     assert load_config(cfg)["query"]["selector"] == selector
 
 
