@@ -2,7 +2,9 @@
 
 Retrievers are fit-like (scikit-learn's ``fit``): ``index`` replaces any previous state, keeps the
 chunks in ``chunks_`` and returns ``self``. Filters (``ragkit.retrievers.filters``) are applied
-before top-k. ``save(dir)`` / ``load(dir)`` persist the state as arrays and JSON (never pickles);
+before top-k. Ties are deterministic in every retriever: equal scores are ordered by chunk position
+(document order, then start offset; :func:`position_ranks`), so byte-identical chunks come back
+first copy first and a re-run returns the same list. ``save(dir)`` / ``load(dir)`` persist the state as arrays and JSON (never pickles);
 the index store calls them. A saved directory holds ``retriever.json`` (type, parameters, counts),
 ``chunks.jsonl`` (the indexed chunks, in index order) and the retriever's own state files.
 
@@ -41,11 +43,42 @@ def as_query(query: Query | str) -> Query:
     return query if isinstance(query, Query) else Query.from_text(query)
 
 
-def top_k_indices(scores: np.ndarray, k: int, mask: np.ndarray | None = None,
-                  positive_only: bool = False) -> np.ndarray:
-    """Indices of the ``k`` best scores (ties: lower index first), restricted to ``mask``.
+def position_ranks(chunks: Sequence[Chunk]) -> np.ndarray:
+    """Each chunk's rank in *chunk position* order: document order, then ``start``, then ``end``.
 
-    Masked-out entries never count towards ``k``: the result has ``min(k, allowed)`` entries.
+    Document order is the order in which documents first appear in ``chunks`` (the order they were
+    indexed). Retrievers break score ties by this rank, so equal scores (byte-identical chunks,
+    duplicated passages) always come back first copy first, whatever the index returns.
+
+    Example:
+        >>> from ragkit.types import Document
+        >>> a, b = Document.from_text("x y x y"), Document.from_text("z")
+        >>> chunks = [Chunk.from_span(a, 4, 7, 1), Chunk.from_span(b, 0, 1, 1), Chunk.from_span(a, 0, 3, 1)]
+        >>> position_ranks(chunks).tolist()  # a's chunks first (a appears first), by start; then b
+        [1, 2, 0]
+    """
+    doc_order: dict[str, int] = {}
+    for chunk in chunks:
+        doc_order.setdefault(chunk.doc_id, len(doc_order))
+    keys = sorted(range(len(chunks)), key=lambda i: (doc_order[chunks[i].doc_id], chunks[i].start, chunks[i].end, i))
+    ranks = np.empty(len(chunks), dtype=np.int64)
+    ranks[keys] = np.arange(len(chunks), dtype=np.int64)
+    return ranks
+
+
+def top_k_indices(scores: np.ndarray, k: int, mask: np.ndarray | None = None,
+                  positive_only: bool = False, ties: np.ndarray | None = None) -> np.ndarray:
+    """Indices of the ``k`` best scores, restricted to ``mask``; equal scores ordered by ``ties``.
+
+    ``ties`` gives each index its tie-break rank (retrievers pass :func:`position_ranks`, chunk
+    position order); without it ties go lower index first. Masked-out entries never count towards
+    ``k``: the result has ``min(k, allowed)`` entries.
+
+    Example:
+        >>> top_k_indices(np.array([0.5, 0.9, 0.5, 0.5]), 2).tolist()
+        [1, 0]
+        >>> top_k_indices(np.array([0.5, 0.9, 0.5, 0.5]), 2, ties=np.array([3, 0, 2, 1])).tolist()
+        [1, 3]
     """
     scores = np.asarray(scores, dtype=np.float64)
     allowed = np.ones(len(scores), dtype=bool) if mask is None else mask.copy()
@@ -61,7 +94,8 @@ def top_k_indices(scores: np.ndarray, k: int, mask: np.ndarray | None = None,
         kth = values[part].min()
         part = np.flatnonzero(values >= kth)
         candidates, values = candidates[part], values[part]
-    order = np.lexsort((candidates, -values))[:k]
+    tie_keys = candidates if ties is None else np.asarray(ties)[candidates]
+    order = np.lexsort((candidates, tie_keys, -values))[:k]
     return candidates[order].astype(np.int64)
 
 
@@ -115,6 +149,19 @@ class Retriever(Component):
     @property
     def is_indexed(self) -> bool:
         return self.chunks_ is not None
+
+    def tie_ranks(self) -> np.ndarray:
+        """:func:`position_ranks` of the indexed chunks (computed once per index): the tie-break order.
+
+        Every retriever orders equal scores by chunk position (document order, then ``start``), so
+        results are deterministic whatever order the underlying index returns ties in.
+        """
+        chunks = self._require_index()
+        cached = self.__dict__.get("_tie_ranks")
+        if cached is None or cached[0] is not chunks:
+            cached = (chunks, position_ranks(chunks))
+            self._tie_ranks = cached
+        return cached[1]
 
     def mask(self, filter: Mapping[str, Any] | None) -> np.ndarray | None:
         """Boolean mask over ``chunks_`` for ``filter`` (memoised per instance for repeated filters)."""

@@ -293,7 +293,7 @@ class BM25Retriever(Retriever):
 
     def _retrieve(self, query: Query, k: int, mask: np.ndarray | None) -> list[tuple[int, float]]:
         scores = self.scores(query)
-        top = top_k_indices(scores, k, mask, positive_only=True)
+        top = top_k_indices(scores, k, mask, positive_only=True, ties=self.tie_ranks())
         return [(int(i), float(scores[i])) for i in top]
 
     # ------------------------------------------------------------------ persistence

@@ -5,7 +5,9 @@ chunk text) and are L2-normalised, so inner product is cosine similarity. Filter
 before top-k: the exact index searches only the allowed ids (``faiss.IDSelectorBatch``); HNSW and IVF
 search with the same selector and, should the approximate search find fewer than ``k`` allowed
 vectors, fall back to an exact scan of the allowed ones, so a filtered query always returns
-``min(k, matching chunks)`` results.
+``min(k, matching chunks)`` results. Equal scores (byte-identical chunks embed to identical vectors)
+come back in chunk position order: the search widens until the tie group at the k-th score is
+complete, then ties are ordered by document order and start offset.
 
 Saved state: ``vectors.npy`` (float32, the canonical data), ``faiss.index`` (HNSW/IVF only; the
 exact index is rebuilt from the vectors in milliseconds), ``view.json`` and ``dense.json``.
@@ -155,17 +157,30 @@ class DenseRetriever(Retriever):
             )
         n = self.vectors_.shape[0]
         allowed_ids = np.flatnonzero(mask).astype(np.int64) if mask is not None else None
-        wanted = min(k, n if allowed_ids is None else len(allowed_ids))
+        allowed = n if allowed_ids is None else len(allowed_ids)
+        wanted = min(k, allowed)
         selector = self.faiss_.IDSelectorBatch(allowed_ids) if allowed_ids is not None else None
-        params = self._search_params(wanted, selector)
-        scores, ids = self.index_.search(q, wanted, params=params) if params is not None else self.index_.search(q, wanted)
-        hits = [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
+        # FAISS returns equal scores in no defined order and may cut a group of ties at k: fetch one more
+        # and widen until the last hit scores below the k-th, then order ties by chunk position.
+        fetch = min(allowed, wanted + 1)
+        hits = self._search(q, fetch, selector)
+        while len(hits) == fetch and fetch < allowed and hits[-1][1] >= hits[wanted - 1][1]:
+            fetch = min(allowed, 2 * fetch)
+            hits = self._search(q, fetch, selector)
+        ties = self.tie_ranks()
+        hits = sorted(hits, key=lambda h: (-h[1], ties[h[0]]))[:wanted]
         if len(hits) < wanted:  # approximate search came up short: exact scan of the allowed vectors
             candidates = allowed_ids if allowed_ids is not None else np.arange(n)
             exact = self.vectors_[candidates] @ q[0]
-            order = top_k_indices(exact, wanted)
+            order = top_k_indices(exact, wanted, ties=ties[candidates])
             hits = [(int(candidates[j]), float(exact[j])) for j in order]
         return hits
+
+    def _search(self, q: np.ndarray, k: int, selector: Any) -> list[tuple[int, float]]:
+        """FAISS's top ``k`` as ``(chunk position, score)`` pairs (missing results dropped)."""
+        params = self._search_params(k, selector)
+        scores, ids = self.index_.search(q, k, params=params) if params is not None else self.index_.search(q, k)
+        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
 
     # ------------------------------------------------------------------ persistence
     def _save_state(self, directory: Path) -> None:

@@ -8,7 +8,8 @@ then the lists are fused:
 - ``weighted``: each list's scores are min-max normalised to [0, 1] over its candidates (all equal →
   1), then ``score(c) = Σ_r w_r · norm_r(c)``; absent from a list counts 0.
 
-Ties are broken by the best rank in either list, then by index order. ``w_bm25`` / ``w_dense`` are
+Ties are broken by the best rank in either list, then by chunk position (document order, then
+start offset), as in every retriever. ``w_bm25`` / ``w_dense`` are
 ``bm25_weight`` / ``dense_weight``. Options for the two parts go in ``bm25: {...}`` (engine, k1, b,
 stopwords) and ``dense: {...}`` (index_type and its parameters); ``view`` is given at the top level.
 
@@ -24,6 +25,7 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -39,19 +41,32 @@ from ragkit.stage import EmbedderRef, validate_params
 from ragkit.types import Chunk, Query
 
 
-def rrf_fuse(rankings: list[list[int]], weights: list[float], rrf_k: int) -> list[tuple[int, float]]:
-    """Reciprocal-rank fusion of ranked id lists; returns ``(id, score)`` best first."""
+def rrf_fuse(rankings: list[list[int]], weights: list[float], rrf_k: int,
+             ties: Sequence[int] | None = None) -> list[tuple[int, float]]:
+    """Reciprocal-rank fusion of ranked id lists; returns ``(id, score)`` best first.
+
+    Equal fused scores go by best rank in either list, then by ``ties[id]`` (chunk position; the id
+    itself when ``ties`` is None).
+
+    Example:
+        >>> rrf_fuse([[2, 1], [1, 2]], [1.0, 1.0], 60, ties=[0, 2, 1])
+        [(2, 0.03252247488101534), (1, 0.03252247488101534)]
+    """
     scores: dict[int, float] = {}
     best: dict[int, int] = {}
     for ranking, weight in zip(rankings, weights):
         for rank, item in enumerate(ranking, 1):
             scores[item] = scores.get(item, 0.0) + weight / (rrf_k + rank)
             best[item] = min(best.get(item, rank), rank)
-    return sorted(scores.items(), key=lambda kv: (-kv[1], best[kv[0]], kv[0]))
+    return sorted(scores.items(), key=lambda kv: (-kv[1], best[kv[0]], kv[0] if ties is None else ties[kv[0]]))
 
 
-def weighted_fuse(results: list[list[tuple[int, float]]], weights: list[float]) -> list[tuple[int, float]]:
-    """Weighted sum of per-list min-max normalised scores; returns ``(id, score)`` best first."""
+def weighted_fuse(results: list[list[tuple[int, float]]], weights: list[float],
+                  ties: Sequence[int] | None = None) -> list[tuple[int, float]]:
+    """Weighted sum of per-list min-max normalised scores; returns ``(id, score)`` best first.
+
+    Ties as in :func:`rrf_fuse`: best rank in either list, then ``ties[id]`` (chunk position).
+    """
     scores: dict[int, float] = {}
     best: dict[int, int] = {}
     for hits, weight in zip(results, weights):
@@ -63,7 +78,7 @@ def weighted_fuse(results: list[list[tuple[int, float]]], weights: list[float]) 
             norm = 1.0 if high == low else (score - low) / (high - low)
             scores[item] = scores.get(item, 0.0) + weight * norm
             best[item] = min(best.get(item, rank), rank)
-    return sorted(scores.items(), key=lambda kv: (-kv[1], best[kv[0]], kv[0]))
+    return sorted(scores.items(), key=lambda kv: (-kv[1], best[kv[0]], kv[0] if ties is None else ties[kv[0]]))
 
 
 class HybridRetriever(Retriever):
@@ -131,10 +146,11 @@ class HybridRetriever(Retriever):
         lexical = self.bm25_._retrieve(query, fetch, mask)
         semantic = self.dense_._retrieve(query, fetch, mask)
         weights = [self.bm25_weight, self.dense_weight]
+        ties = self.tie_ranks()
         if self.fusion == "rrf":
-            fused = rrf_fuse([[i for i, _ in lexical], [i for i, _ in semantic]], weights, self.rrf_k)
+            fused = rrf_fuse([[i for i, _ in lexical], [i for i, _ in semantic]], weights, self.rrf_k, ties)
         else:
-            fused = weighted_fuse([lexical, semantic], weights)
+            fused = weighted_fuse([lexical, semantic], weights, ties)
         return fused[:k]
 
     def _save_state(self, directory: Path) -> None:
