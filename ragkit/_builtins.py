@@ -65,6 +65,12 @@ BUILTINS: dict[str, dict[str, tuple[str, str | None, str]]] = {
                          "ranked chunks while the running token count stays within the budget"),
         "corag": ("ragkit.selectors.corag:CoragSelector", None,
                   "CORAG/CARROT: MCTS for the best-scoring ordered chunk combination under a hard token budget"),
+        "meteora": ("ragkit.selectors.meteora:MeteoraSelector", None,
+                    "METEORA: LLM rationales, then pairing ∪ elbow ∪ neighbour expansion in document order (no k)"),
+        "verifier": ("ragkit.selectors.verifier:VerifierSelector", None,
+                     "METEORA verifier: drops chunks an LLM flags as injected, contradictory or false (fails closed)"),
+        "perplexity_filter": ("ragkit.selectors.perplexity_filter:PerplexityFilterSelector", None,
+                              "drops chunks whose LM perplexity exceeds a corpus-calibrated threshold"),
     },
     "scorer": {
         "query_likelihood": ("ragkit.scorers.query_likelihood:QueryLikelihoodScorer", None,
