@@ -16,14 +16,19 @@ Example:
 from ragkit.datasets import EvalDataset, EvalQuestion, Span, load_dataset, resolve_data_root
 from ragkit.eval.metrics import (
     answer_in_context,
+    bootstrap_ci,
+    chroma_precision_omega,
     chroma_span_scores,
     evidence_scores,
     exact_match,
+    paired_test,
+    reference_position,
     span_scores,
     token_f1,
 )
 
 __all__ = [
-    "EvalDataset", "EvalQuestion", "Span", "answer_in_context", "chroma_span_scores", "evidence_scores",
-    "exact_match", "load_dataset", "resolve_data_root", "span_scores", "token_f1",
+    "EvalDataset", "EvalQuestion", "Span", "answer_in_context", "bootstrap_ci", "chroma_precision_omega",
+    "chroma_span_scores", "evidence_scores", "exact_match", "load_dataset", "paired_test", "reference_position",
+    "resolve_data_root", "span_scores", "token_f1",
 ]

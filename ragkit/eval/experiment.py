@@ -12,6 +12,12 @@ the ``variants`` to compare (each a name plus ``--set``-style overrides; optiona
       - {name: token, set: {index.chunker: {type: token, max_tokens: 200}}}
       - {name: sentence, set: ["index.chunker.type=sentence", "index.chunker.max_tokens=250"]}
     grid: {index.chunker.max_tokens: [128, 256]}     # optional: every variant × every combination
+    baseline: token                         # optional: paired test (Δ, p) of every variant against it
+    bootstrap: {resamples: 2000, permutations: 10000, seed: 0}   # optional: the uncertainty settings
+
+``--set`` items whose key starts with an experiment key (``protocols.chroma.positions=reference``,
+``baseline=recursive``, ``bootstrap.seed=1``) change the experiment; all others go to every
+variant's pipeline config.
 
 Example:
     >>> exp = load_experiment({"dataset": "chroma_chunking_eval", "protocols": ["chroma"],
@@ -31,7 +37,7 @@ from typing import Any
 
 from ragkit.datasets import dataset_spec
 from ragkit.errors import ConfigError, DatasetError
-from ragkit.eval.protocols import parse_protocols
+from ragkit.eval.protocols import BOOTSTRAP, parse_protocols
 
 #: Chunk-size matching by default: 200 tokens ± 10 % ("matched chunk size").
 DEFAULT_MATCH = {"target_tokens": 200, "tolerance": 0.10}
@@ -39,7 +45,10 @@ DEFAULT_MATCH = {"target_tokens": 200, "tolerance": 0.10}
 #: Defaults every evaluation base config starts from: no LLM is built unless a protocol needs one.
 EVAL_BASE_DEFAULTS: dict[str, Any] = {"backends": {"llm": {"default": {"type": "fake"}}}}
 
-EXPERIMENT_KEYS = {"name", "dataset", "data_root", "base", "protocols", "variants", "grid", "match", "description"}
+EXPERIMENT_KEYS = {"name", "dataset", "data_root", "base", "protocols", "variants", "grid", "match", "description",
+                   "baseline", "bootstrap"}
+#: Experiment keys a ``--set`` item may change (every other ``--set`` goes to the variants' pipeline configs).
+EXPERIMENT_SET_KEYS = {"protocols", "baseline", "bootstrap", "match"}
 PIPELINE_KEYS = {"version", "backends", "cache", "corpus", "index", "query", "output"}
 
 
@@ -78,6 +87,8 @@ class Experiment:
     data_root: str | None = None
     source: Path | None = None
     overrides: list[tuple[str, Any]] = field(default_factory=list)
+    baseline: str | None = None
+    bootstrap: dict[str, Any] = field(default_factory=lambda: dict(BOOTSTRAP))
 
     def variant_config(self, variant: Variant) -> dict[str, Any]:
         """The raw pipeline config of ``variant`` (base or its own file, its overrides, then ``--set``)."""
@@ -248,6 +259,56 @@ def match_status(mean_tokens: float, match: Mapping[str, float] | None) -> dict[
     return {"target_tokens": target, "tolerance": tol, "ok": abs(mean_tokens - target) <= tol * target}
 
 
+def parse_bootstrap(spec: Any) -> dict[str, Any]:
+    """An experiment's ``bootstrap`` settings with defaults filled in and checked.
+
+    Raises:
+        ConfigError: unknown keys, non-positive counts, a confidence outside (0, 1).
+
+    Example:
+        >>> parse_bootstrap({"seed": 3})
+        {'resamples': 2000, 'permutations': 10000, 'seed': 3, 'confidence': 0.95}
+    """
+    if spec is None:
+        return dict(BOOTSTRAP)
+    if not isinstance(spec, Mapping) or set(spec) - set(BOOTSTRAP):
+        raise ConfigError(f"bootstrap: expected a mapping with keys {', '.join(BOOTSTRAP)}, got {spec!r}")
+    merged = {**BOOTSTRAP, **spec}
+    for key in ("resamples", "permutations"):
+        if isinstance(merged[key], bool) or not isinstance(merged[key], int) or merged[key] <= 0:
+            raise ConfigError(f"bootstrap.{key}: expected a positive integer, got {merged[key]!r}")
+    if isinstance(merged["seed"], bool) or not isinstance(merged["seed"], int) or merged["seed"] < 0:
+        raise ConfigError(f"bootstrap.seed: expected a non-negative integer, got {merged['seed']!r}")
+    if not isinstance(merged["confidence"], (int, float)) or not 0 < merged["confidence"] < 1:
+        raise ConfigError(f"bootstrap.confidence: expected a number in (0, 1), got {merged['confidence']!r}")
+    return merged
+
+
+def apply_experiment_overrides(data: Mapping[str, Any], items: Sequence[tuple[str, Any]]) -> dict[str, Any]:
+    """Apply the ``--set`` items that change the experiment itself (keys under :data:`EXPERIMENT_SET_KEYS`).
+
+    ``protocols`` given as a list of names is first written as a mapping, so one protocol's
+    parameter can be set.
+
+    Example:
+        >>> data = apply_experiment_overrides({"protocols": ["chroma", "budget"]},
+        ...                                   [("protocols.chroma.positions", "reference"), ("baseline", "token")])
+        >>> data["protocols"]["chroma"], data["baseline"]
+        ({'k': 5, 'positions': 'reference'}, 'token')
+    """
+    from ragkit.config.load import apply_overrides
+
+    out = copy.deepcopy(dict(data))
+    if any(key.split(".", 1)[0] == "protocols" and "." in key for key, _ in items):
+        out["protocols"] = parse_protocols(out.get("protocols"))
+    for key, value in items:
+        head, _, rest = key.partition(".")
+        if rest and not isinstance(out.get(head), Mapping):
+            out[head] = {}
+        out = apply_overrides(out, [(key, value)]) if rest else {**out, head: value}
+    return out
+
+
 def load_experiment(source: str | Path | Mapping[str, Any], *, grid: Sequence[str] = (), overrides: Sequence[str] = (),
                     name: str | None = None) -> Experiment:
     """Parse and check an experiment (a YAML path or a mapping); every variant's config is validated.
@@ -294,6 +355,11 @@ def load_experiment(source: str | Path | Mapping[str, Any], *, grid: Sequence[st
             raise ConfigError(f"{path or '<config>'}: a pipeline config evaluated directly needs corpus.dataset")
         data = {"dataset": {"name": dataset, "subset": data["corpus"].get("subset")}, "base": data,
                 "data_root": data.get("data_root"), "variants": [{"name": (path.stem if path else "config")}]}
+    pipeline_overrides = parse_set(list(overrides), "--set")
+    experiment_overrides = [(k, v) for k, v in pipeline_overrides if k.split(".", 1)[0] in EXPERIMENT_SET_KEYS]
+    pipeline_overrides = [(k, v) for k, v in pipeline_overrides if k.split(".", 1)[0] not in EXPERIMENT_SET_KEYS]
+    if experiment_overrides:
+        data = apply_experiment_overrides(data, experiment_overrides)
     unknown = set(data) - EXPERIMENT_KEYS
     if unknown:
         raise ConfigError(f"experiment: unknown keys {sorted(unknown)}; allowed: {', '.join(sorted(EXPERIMENT_KEYS))}")
@@ -323,8 +389,12 @@ def load_experiment(source: str | Path | Mapping[str, Any], *, grid: Sequence[st
         datasets=datasets, base=base, protocols=parse_protocols(data.get("protocols")), variants=variants,
         match=parse_match(data.get("match", dict(DEFAULT_MATCH))),
         data_root=data.get("data_root") or base.get("data_root"),
-        source=path, overrides=parse_set(list(overrides), "--set"),
+        source=path, overrides=pipeline_overrides, baseline=data.get("baseline"),
+        bootstrap=parse_bootstrap(data.get("bootstrap")),
     )
+    if experiment.baseline is not None and experiment.baseline not in [v.name for v in experiment.variants]:
+        raise ConfigError(f"baseline: {experiment.baseline!r} is not a variant; variants are "
+                          f"{', '.join(v.name for v in experiment.variants)}")
     for variant in experiment.variants:
         try:
             load_config(experiment.variant_config(variant))

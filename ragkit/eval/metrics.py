@@ -31,6 +31,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Literal
 
+import numpy as np
+
 Range = tuple[int, int]
 SpanLike = tuple[str, int, int]
 HitRule = Literal["contain", "overlap"]
@@ -193,6 +195,65 @@ def chroma_span_scores(retrieved: Sequence[SpanLike], gold: Sequence[SpanLike]) 
         iou=_safe_div(covered, precision_den + unused),
         covered=covered, gold_chars=recall_den, retrieved_chars=precision_den,
     )
+
+
+def reference_position(document: str, text: str, start: int, end: int) -> Range:
+    """Where Chroma's evaluation code places a chunk: string search, first occurrence, trailing '.' dropped.
+
+    Chroma's code does not take offsets from the chunker: it drops one trailing ``.`` from the
+    chunk text and takes the first occurrence of the rest in the corpus, so a chunk that repeats an
+    earlier passage is placed at the earlier copy (and is one character shorter when it ended with
+    a full stop). ``start``/``end`` are the chunk's exact offsets, kept when the text is not found
+    (a ragkit chunk's text is always found: it is verbatim).
+
+    Example:
+        >>> doc = "Rates rose. Rates rose. Sales fell."
+        >>> reference_position(doc, "Rates rose.", 12, 23)  # the second copy is placed on the first
+        (0, 10)
+        >>> reference_position(doc, "Sales fell", 24, 34)
+        (24, 34)
+    """
+    target = text[:-1] if text.endswith(".") else text
+    found = document.find(target)
+    return (int(start), int(end)) if found < 0 else (found, found + len(target))
+
+
+def chroma_precision_omega(chunks: Sequence[SpanLike], gold: Sequence[SpanLike]) -> float:
+    """Chroma's precision Ω of one question: precision when *every* chunk touching the evidence is retrieved.
+
+    ``chunks`` are all the chunks of the index (any order, any document); only those of the
+    question's gold documents count. A chunk is relevant when its range meets a reference's range
+    (as in Chroma's range intersection, ranges that only touch, ``max(starts) == min(ends)``, meet
+    too). Ω = |∪ (relevant chunk ∩ reference)| / |∪ relevant chunks ∪ ∪ references| (the reference
+    characters no chunk covers join the denominator); 0 when nothing meets a reference. It depends on
+    the chunking only, not on retrieval: an upper bound on the precision a perfect retriever gets.
+
+    Example:
+        >>> chunks = [("d", 0, 10), ("d", 10, 20), ("d", 20, 30), ("e", 0, 50)]
+        >>> chroma_precision_omega(chunks, [("d", 12, 16)])  # one relevant chunk: 4 / 10
+        0.4
+        >>> round(chroma_precision_omega(chunks, [("d", 5, 10)]), 4)  # [10, 20) touches: 5 / 20
+        0.25
+    """
+    refs = _by_doc(gold)
+    raw_refs: dict[str, list[Range]] = defaultdict(list)
+    for doc_id, start, end in gold:
+        raw_refs[doc_id].append((int(start), int(end)))
+    relevant: dict[str, list[Range]] = defaultdict(list)
+    hit = False
+    for doc_id, start, end in chunks:
+        for rs, re_ in raw_refs.get(doc_id, ()):
+            if max(int(start), rs) <= min(int(end), re_):
+                relevant[doc_id].append((int(start), int(end)))
+                hit = True
+                break
+    if not hit:
+        return 0.0
+    union = {d: merge_ranges(relevant[d]) for d in relevant}
+    covered = sum(ranges_length(intersect_merged(union[d], refs.get(d, []))) for d in union)
+    denominator = sum(ranges_length(merge_ranges([*relevant.get(d, []), *refs.get(d, [])]))
+                      for d in set(relevant) | set(refs))
+    return _safe_div(covered, denominator)
 
 
 # ---------------------------------------------------------------------------------------------- evidence
@@ -487,3 +548,80 @@ def cost_summary(token_counts: Sequence[int], *, index_seconds: float = 0.0, lat
         completion_tokens=int(usage.get("completion_tokens", 0)),
         embedding_calls=int(usage.get("embedding_calls", 0)), embedded_texts=int(usage.get("embedded_texts", 0)),
     )
+
+
+# ---------------------------------------------------------------------------------------------- uncertainty
+def _resample_indices(n: int, resamples: int, seed: int) -> np.ndarray:
+    """``resamples`` bootstrap draws of ``n`` question indices (with replacement), from one seeded generator."""
+    return np.random.default_rng(seed).integers(0, n, size=(resamples, n))
+
+
+def bootstrap_ci(values: Sequence[float], *, resamples: int = 2000, seed: int = 0,
+                 confidence: float = 0.95) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean over questions (seeded: re-runs are bit-identical).
+
+    Questions are resampled with replacement ``resamples`` times; the interval is the
+    ``(1 - confidence) / 2`` and ``(1 + confidence) / 2`` quantiles of the resampled means (linear
+    interpolation). ``(0.0, 0.0)`` for no values.
+
+    Example:
+        >>> lo, hi = bootstrap_ci([0.0, 1.0] * 50)
+        >>> round(lo, 2), round(hi, 2)
+        (0.4, 0.6)
+        >>> bootstrap_ci([0.3, 0.9, 0.1], seed=7) == bootstrap_ci([0.3, 0.9, 0.1], seed=7)
+        True
+    """
+    if len(values) == 0:
+        return 0.0, 0.0
+    data = np.asarray(values, dtype=np.float64)
+    means = data[_resample_indices(len(data), resamples, seed)].mean(axis=1)
+    alpha = (1.0 - confidence) / 2
+    lo, hi = np.quantile(means, [alpha, 1.0 - alpha])
+    return float(lo), float(hi)
+
+
+@dataclass(frozen=True)
+class PairedTest:
+    """A variant against the baseline on the same questions: mean difference, its interval, p-value."""
+
+    delta: float
+    ci_low: float
+    ci_high: float
+    p: float
+    n: int
+
+    def to_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+
+def paired_test(values: Sequence[float], baseline: Sequence[float], *, resamples: int = 2000,
+                permutations: int = 10000, seed: int = 0, confidence: float = 0.95) -> PairedTest:
+    """Paired comparison over the same questions: Δ = mean(values − baseline), bootstrap CI, permutation p.
+
+    The interval resamples questions (as :func:`bootstrap_ci` does for the per-question
+    differences); p is two-sided, from a sign-flip permutation test (under "no difference" each
+    question's difference is as likely negative as positive): p = (1 + #{|mean of flipped
+    differences| ≥ |Δ|}) / (1 + permutations). Seeded: re-runs are bit-identical.
+
+    Raises:
+        ValueError: the two lists differ in length (they must be the same questions, in order).
+
+    Example:
+        >>> t = paired_test([0.6, 0.7, 0.8, 0.9] * 10, [0.5, 0.6, 0.7, 0.8] * 10)
+        >>> round(t.delta, 4), t.p < 0.001
+        (0.1, True)
+        >>> paired_test([0.2, 0.4], [0.2, 0.4]).p
+        1.0
+    """
+    a, b = np.asarray(values, dtype=np.float64), np.asarray(baseline, dtype=np.float64)
+    if a.shape != b.shape:
+        raise ValueError(f"paired_test: {len(a)} values against {len(b)} baseline values; pair the same questions")
+    if len(a) == 0:
+        return PairedTest(0.0, 0.0, 0.0, 1.0, 0)
+    diff = a - b
+    delta = float(diff.mean())
+    lo, hi = bootstrap_ci(diff, resamples=resamples, seed=seed, confidence=confidence)
+    signs = np.random.default_rng(seed + 1).integers(0, 2, size=(permutations, len(diff))) * 2 - 1
+    flipped = np.abs((signs * diff).mean(axis=1))
+    extreme = int(np.count_nonzero(flipped >= abs(delta) - 1e-12))
+    return PairedTest(delta, lo, hi, (1 + extreme) / (1 + permutations), len(diff))

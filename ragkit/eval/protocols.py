@@ -1,12 +1,17 @@
 """Evaluation protocols: how each one turns a question's retrieved chunks into metric inputs.
 
 Each protocol scores one question at a time into a *row* (a flat mapping of numbers plus the
-question's ``corpus``); :func:`summarise` turns a protocol's rows into mean ± std overall and per
-corpus. Gold is always on documents (``(doc_id, start, end)`` spans), never on chunks, so every
+question's ``corpus``); :func:`summarise` turns a protocol's rows into mean ± std with a seeded 95 %
+bootstrap interval, overall and per corpus, and keeps the per-question values for paired tests. Gold is always on documents (``(doc_id, start, end)`` spans), never on chunks, so every
 chunker is scored against the same gold.
 
 * ``chroma``: the top k = 5 of one collection pooled over the corpora, Chroma's arithmetic
-  (:func:`ragkit.eval.metrics.chroma_span_scores`), with the union arithmetic alongside;
+  (:func:`ragkit.eval.metrics.chroma_span_scores`) and precision Ω
+  (:func:`ragkit.eval.metrics.chroma_precision_omega`), with the union arithmetic alongside. Option
+  ``positions``: ``exact`` (default) scores each chunk at its own offsets; ``reference`` places it as
+  Chroma's code does (:func:`ragkit.eval.metrics.reference_position`: string search, first
+  occurrence, trailing '.' dropped), which reproduces Chroma's printed numbers but credits a
+  retrieved later copy of a duplicated passage with the first copy's gold;
 * ``budget``: candidates (default 100) through the ``token_budget`` selector (default B = 1000),
   span arithmetic on unions, plus evidence coverage and answer-in-context where the data has them;
 * ``evidence``: hit@k, recall@k, all-gold-within-k, MRR and nDCG for ``k`` in a list (multi-hop);
@@ -36,13 +41,18 @@ from ragkit.types import Answer, Chunk, ScoredChunk
 
 #: Every protocol with its default parameters.
 PROTOCOLS: dict[str, dict[str, Any]] = {
-    "chroma": {"k": 5},
+    "chroma": {"k": 5, "positions": "exact"},
     "budget": {"budget": 1000, "candidates": 100},
     "evidence": {"k": [1, 2, 5, 10], "rule": None},
     "answer": {},
 }
+#: Uncertainty settings (an experiment's ``bootstrap:`` overrides them): bootstrap resamples for the
+#: 95 % intervals, sign-flip permutations for paired p-values, and the seed both start from.
+BOOTSTRAP: dict[str, Any] = {"resamples": 2000, "permutations": 10000, "seed": 0, "confidence": 0.95}
+#: How the ``chroma`` protocol places retrieved chunks: their own offsets, or as Chroma's code does.
+CHROMA_POSITIONS = ("exact", "reference")
 #: The parameters an experiment may set per protocol (chroma's k = 5 is fixed).
-PROTOCOL_PARAMS: dict[str, set[str]] = {"chroma": set(), "budget": {"budget", "candidates"},
+PROTOCOL_PARAMS: dict[str, set[str]] = {"chroma": {"positions"}, "budget": {"budget", "candidates"},
                                         "evidence": {"k", "rule"}, "answer": set()}
 
 
@@ -56,7 +66,11 @@ def parse_protocols(spec: Any) -> dict[str, dict[str, Any]]:
 
     Example:
         >>> parse_protocols(["chroma", "budget"])
-        {'chroma': {'k': 5}, 'budget': {'budget': 1000, 'candidates': 100}}
+        {'chroma': {'k': 5, 'positions': 'exact'}, 'budget': {'budget': 1000, 'candidates': 100}}
+        >>> parse_protocols({"chroma": {"positions": "reference"}})["chroma"]
+        {'k': 5, 'positions': 'reference'}
+        >>> parse_protocols(parse_protocols(["chroma"])) == parse_protocols(["chroma"])
+        True
         >>> parse_protocols({"evidence": {"k": [5, 2, 5]}})
         {'evidence': {'k': [2, 5], 'rule': None}}
     """
@@ -74,10 +88,13 @@ def parse_protocols(spec: Any) -> dict[str, dict[str, Any]]:
         if name not in PROTOCOLS:
             raise ConfigError(f"protocols.{name}: unknown protocol {name!r}; allowed: {', '.join(PROTOCOLS)}")
         params = dict(params or {})
+        if name == "chroma" and params.get("k") == PROTOCOLS["chroma"]["k"]:
+            params.pop("k")  # the fixed value itself is fine: parsing a parsed spec gives it back
         unknown = set(params) - PROTOCOL_PARAMS[name]
         if unknown:
-            allowed = ", ".join(sorted(PROTOCOL_PARAMS[name])) or "none (chroma's k = 5 is fixed)"
-            raise ConfigError(f"protocols.{name}: unknown parameters {sorted(unknown)}; allowed: {allowed}")
+            allowed = ", ".join(sorted(PROTOCOL_PARAMS[name])) or "none"
+            fixed = " (chroma's k = 5 is fixed)" if name == "chroma" and "k" in unknown else ""
+            raise ConfigError(f"protocols.{name}: unknown parameters {sorted(unknown)}; allowed: {allowed}{fixed}")
         merged = {**PROTOCOLS[name], **params}
         if name == "evidence":
             ks = merged["k"] if isinstance(merged["k"], list) else [merged["k"]]
@@ -86,6 +103,10 @@ def parse_protocols(spec: Any) -> dict[str, dict[str, Any]]:
             merged["k"] = sorted(set(ks))
             if merged["rule"] not in (None, "contain", "overlap"):
                 raise ConfigError(f"protocols.evidence.rule: got {merged['rule']!r}; allowed: contain, overlap")
+        if name == "chroma" and merged["positions"] not in CHROMA_POSITIONS:
+            raise ConfigError(f"protocols.chroma.positions: got {merged['positions']!r}; allowed: "
+                              f"{', '.join(CHROMA_POSITIONS)} (exact: the chunk's own offsets; reference: "
+                              "located by string search as Chroma's code does)")
         if name == "budget":
             for key in ("budget", "candidates"):
                 if not isinstance(merged[key], int) or merged[key] <= 0:
@@ -138,22 +159,83 @@ def count_relevant(chunks_by_doc: Mapping[str, Sequence[Chunk]], gold: Sequence[
     return len(relevant)
 
 
-def chroma_row(q: EvalQuestion, top: Sequence[ScoredChunk]) -> dict[str, Any]:
-    """Protocol ``chroma`` for one question: Chroma's arithmetic on ``top`` (their k = 5), unions alongside.
+class ChunkPositions:
+    """Where the ``chroma`` protocol places chunks: ``exact`` offsets, or ``reference`` (Chroma's search).
 
-    A question without gold spans is marked ``skip``.
+    ``texts`` maps document ids to their text (needed for ``reference``); located spans are cached
+    per chunk.
 
     Example:
-        >>> from ragkit.datasets import EvalQuestion
+        >>> from ragkit.types import Chunk, Document
+        >>> doc = Document.from_text("Rates rose. Rates rose.")
+        >>> second = Chunk.from_span(doc, 12, 23, 3)
+        >>> ChunkPositions().span(second)[1:], ChunkPositions("reference", {doc.id: doc.text}).span(second)[1:]
+        ((12, 23), (0, 10))
+    """
+
+    def __init__(self, mode: str = "exact", texts: Mapping[str, str] | None = None) -> None:
+        if mode not in CHROMA_POSITIONS:
+            raise ConfigError(f"protocols.chroma.positions: got {mode!r}; allowed: {', '.join(CHROMA_POSITIONS)}")
+        if mode == "reference" and texts is None:
+            raise ValueError("ChunkPositions('reference') needs the documents' texts (texts={doc_id: text})")
+        self.mode = mode
+        self.texts = texts or {}
+        self._located: dict[str, tuple[str, int, int]] = {}
+
+    def span(self, chunk: Chunk) -> tuple[str, int, int]:
+        """The ``(doc_id, start, end)`` the protocol scores ``chunk`` at."""
+        if self.mode == "exact":
+            return (chunk.doc_id, chunk.start, chunk.end)
+        located = self._located.get(chunk.id)
+        if located is None:
+            start, end = M.reference_position(self.texts[chunk.doc_id], chunk.text, chunk.start, chunk.end)
+            located = self._located[chunk.id] = (chunk.doc_id, start, end)
+        return located
+
+    def spans(self, scored: Sequence[ScoredChunk]) -> list[tuple[str, int, int]]:
+        """:meth:`span` of each ranked chunk, in order."""
+        return [self.span(s.chunk) for s in scored]
+
+    def index_spans(self, chunks_by_doc: Mapping[str, Sequence[Chunk]]) -> dict[str, list[tuple[str, int, int]]]:
+        """Every chunk of the index placed, by document (what precision Ω reads)."""
+        return {doc_id: [self.span(c) for c in chunks] for doc_id, chunks in chunks_by_doc.items()}
+
+
+def chroma_row(q: EvalQuestion, top: Sequence[ScoredChunk], positions: ChunkPositions | None = None,
+               index_spans: Mapping[str, Sequence[tuple[str, int, int]]] | None = None) -> dict[str, Any]:
+    """Protocol ``chroma`` for one question: Chroma's arithmetic on ``top`` (their k = 5), unions alongside.
+
+    ``positions`` places the chunks (default: exact offsets); with ``index_spans`` (every chunk of
+    the index placed the same way, by document) the row has Chroma's precision Ω too. A question
+    without gold spans is marked ``skip``.
+
+    Example:
+        >>> from ragkit.datasets import EvalQuestion, Span
+        >>> from ragkit.types import Chunk, Document
+        >>> doc = Document.from_text("Rates rose. Rates rose.")
+        >>> first, second = Chunk.from_span(doc, 0, 11, 3), Chunk.from_span(doc, 12, 23, 3)
+        >>> q = EvalQuestion("q", "?", gold_spans=(Span(doc.id, 0, 10),))
+        >>> chroma_row(q, [ScoredChunk(second, 1.0)])["recall"]  # exact: the later copy holds no gold
+        0.0
+        >>> where = ChunkPositions("reference", {doc.id: doc.text})
+        >>> row = chroma_row(q, [ScoredChunk(second, 1.0)], where, where.index_spans({doc.id: [first, second]}))
+        >>> row["recall"], row["precision_omega"]  # Chroma's code places it on the first copy
+        (1.0, 1.0)
         >>> chroma_row(EvalQuestion("q", "?"), [])
         {'corpus': '', 'skip': True}
     """
     if not q.gold_spans:
         return {"corpus": q.corpus, "skip": True}
-    theirs = M.chroma_span_scores(spans(top), q.gold_spans)
-    ours = M.span_scores(spans(top), q.gold_spans)
-    return {"corpus": q.corpus, "recall": theirs.recall, "precision": theirs.precision, "iou": theirs.iou,
-            "union_recall": ours.recall, "union_precision": ours.precision, "union_iou": ours.iou}
+    placed = positions.spans(top) if positions is not None else spans(top)
+    theirs = M.chroma_span_scores(placed, q.gold_spans)
+    ours = M.span_scores(placed, q.gold_spans)
+    row = {"corpus": q.corpus, "recall": theirs.recall, "precision": theirs.precision, "iou": theirs.iou,
+           "union_recall": ours.recall, "union_precision": ours.precision, "union_iou": ours.iou}
+    if index_spans is not None:
+        gold_docs = dict.fromkeys(s.doc_id for s in q.gold_spans)
+        row["precision_omega"] = M.chroma_precision_omega(
+            [span for doc_id in gold_docs for span in index_spans.get(doc_id, ())], q.gold_spans)
+    return row
 
 
 def budget_row(q: EvalQuestion, selected: Sequence[ScoredChunk], hit_rule: str) -> dict[str, Any]:
@@ -254,26 +336,80 @@ def aggregate(values: Sequence[float]) -> dict[str, float]:
     return {"mean": mean, "std": std, "n": len(values)}
 
 
-def summarise(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """A protocol's per-question rows as mean ± std overall and per corpus (skipped rows counted apart).
+def summarise(rows: Sequence[Mapping[str, Any]], bootstrap: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """A protocol's per-question rows as mean ± std and a 95 % bootstrap interval, overall and per corpus.
+
+    Each metric gets ``mean``, ``std``, ``n`` and ``ci`` (``[low, high]``: a percentile bootstrap over
+    questions, seeded, so re-runs are bit-identical; settings from ``bootstrap``, default
+    :data:`BOOTSTRAP`). Skipped rows are counted apart. ``per_question`` keeps the scored rows
+    column-wise (``question`` ids where the rows carry them) for paired tests against a baseline.
 
     Example:
         >>> rows = [{"corpus": "a", "iou": 0.2}, {"corpus": "b", "iou": 0.4}, {"corpus": "b", "skip": True}]
         >>> summary = summarise(rows)
         >>> summary["scored"], summary["skipped_without_gold"], summary["overall"]["iou"]["n"]
         (2, 1, 2)
-        >>> sorted(summary["per_corpus"])
-        ['a', 'b']
+        >>> sorted(summary["per_corpus"]), summary["per_question"]["iou"]
+        (['a', 'b'], [0.2, 0.4])
+        >>> low, high = summary["overall"]["iou"]["ci"]
+        >>> 0.2 <= low <= high <= 0.4
+        True
     """
+    opts = {**BOOTSTRAP, **(bootstrap or {})}
+
+    def stat(values: list[float]) -> dict[str, Any]:
+        out: dict[str, Any] = aggregate(values)
+        low, high = M.bootstrap_ci(values, resamples=opts["resamples"], seed=opts["seed"],
+                                   confidence=opts["confidence"])
+        out["ci"] = [low, high]
+        return out
+
     scored = [r for r in rows if not r.get("skip")]
     keys = sorted({k for r in scored for k, v in r.items() if isinstance(v, (int, float)) and k != "corpus"})
-    overall = {k: aggregate([r[k] for r in scored if k in r]) for k in keys}
+    overall = {k: stat([r[k] for r in scored if k in r]) for k in keys}
     per_corpus: dict[str, dict[str, Any]] = {}
     for corpus in dict.fromkeys(r["corpus"] for r in scored):
         sub = [r for r in scored if r["corpus"] == corpus]
-        per_corpus[corpus] = {k: aggregate([r[k] for r in sub if k in r]) for k in keys}
+        per_corpus[corpus] = {k: stat([r[k] for r in sub if k in r]) for k in keys}
+    per_question: dict[str, list[Any]] = {"question": [r.get("question") for r in scored],
+                                          "corpus": [r["corpus"] for r in scored]}
+    per_question.update({k: [r.get(k) for r in scored] for k in keys})
     return {"questions": len(rows), "scored": len(scored), "skipped_without_gold": len(rows) - len(scored),
-            "overall": overall, "per_corpus": per_corpus}
+            "overall": overall, "per_corpus": per_corpus, "per_question": per_question}
+
+
+def paired_against(summary: Mapping[str, Any], baseline: Mapping[str, Any], metrics: Sequence[str],
+                   bootstrap: Mapping[str, Any] | None = None) -> dict[str, dict[str, float]]:
+    """Paired tests of a variant's summary against the baseline's, per metric, on their common questions.
+
+    Questions are matched by id (``per_question["question"]``; by position when ids are missing).
+    Returns ``{metric: PairedTest.to_dict()}`` (Δ = variant − baseline) for the metrics both have.
+
+    Example:
+        >>> a = summarise([{"corpus": "c", "question": f"q{i}", "iou": 0.5 + (i % 2) / 10} for i in range(40)])
+        >>> b = summarise([{"corpus": "c", "question": f"q{i}", "iou": 0.5} for i in range(40)])
+        >>> test = paired_against(a, b, ["iou"])["iou"]
+        >>> round(test["delta"], 4), test["n"], test["p"] < 0.01
+        (0.05, 40, True)
+    """
+    opts = {**BOOTSTRAP, **(bootstrap or {})}
+    mine, theirs = summary.get("per_question") or {}, baseline.get("per_question") or {}
+    ids_a, ids_b = mine.get("question") or [], theirs.get("question") or []
+    if ids_a and ids_b and all(i is not None for i in ids_a) and all(i is not None for i in ids_b):
+        where = {qid: i for i, qid in enumerate(ids_b)}
+        pairs = [(i, where[qid]) for i, qid in enumerate(ids_a) if qid in where]
+    else:
+        pairs = [(i, i) for i in range(min(len(ids_a), len(ids_b)))]
+    out = {}
+    for metric in metrics:
+        if metric not in mine or metric not in theirs:
+            continue
+        kept = [(mine[metric][i], theirs[metric][j]) for i, j in pairs
+                if mine[metric][i] is not None and theirs[metric][j] is not None]
+        test = M.paired_test([x for x, _ in kept], [y for _, y in kept], resamples=opts["resamples"],
+                             permutations=opts["permutations"], seed=opts["seed"], confidence=opts["confidence"])
+        out[metric] = test.to_dict()
+    return out
 
 
 def chunks_by_document(chunks: Sequence[Chunk]) -> dict[str, list[Chunk]]:

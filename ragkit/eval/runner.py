@@ -62,12 +62,12 @@ from ragkit.types import Chunk, sha256_hex
 
 __all__ = [
     "DEFAULT_MATCH", "EVAL_BASE_DEFAULTS", "PROTOCOLS", "PROTOCOL_PARAMS", "EvalResult", "Experiment", "Variant",
-    "load_experiment", "parse_grid", "render_markdown", "render_tables", "run_experiment", "score_variant",
+    "duplicate_chunks", "load_experiment", "parse_grid", "render_markdown", "render_tables", "run_experiment", "score_variant",
     "write_plots",
 ]
 
 #: Bumped when a result record's meaning changes, so stored variant results are recomputed.
-RESULT_FORMAT = 1
+RESULT_FORMAT = 2
 
 
 @dataclass
@@ -124,7 +124,7 @@ def run_experiment(experiment: Experiment | str | Path | Mapping[str, Any], *, o
         jobs = [(v, part, sub) for v in variants for part, sub in partitions]
         for variant, part, sub in tqdm(jobs, desc=f"eval {exp.name}", unit="variant", disable=None):
             config = load_config(exp.variant_config(variant))
-            key = _variant_key(config, sub, exp.protocols)
+            key = _variant_key(config, sub, exp.protocols, exp.bootstrap)
             path = out_dir / "variants" / f"{slug(dataset.name)}--{slug(part)}--{slug(variant.name)}.json"
             if path.is_file() and not force:
                 cached = json.loads(path.read_text(encoding="utf-8"))
@@ -133,7 +133,7 @@ def run_experiment(experiment: Experiment | str | Path | Mapping[str, Any], *, o
                     continue
             pipe, cost = _index_variant(config, sub, part, rebuild, data_root)
             scored = score_variant(pipe, sub, exp.protocols, list(pipe.retriever.chunks_ or []),
-                                   f"{variant.name} [{part}]")
+                                   f"{variant.name} [{part}]", bootstrap=exp.bootstrap)
             query_info = scored.pop("_query")
             cost.update(latency_p50_ms=query_info["latency_p50_ms"], latency_p95_ms=query_info["latency_p95_ms"],
                         query_usage=query_info["usage"])
@@ -152,13 +152,15 @@ def run_experiment(experiment: Experiment | str | Path | Mapping[str, Any], *, o
 
 
 def score_variant(pipe: Any, dataset: EvalDataset, protocols: Mapping[str, Mapping[str, Any]],
-                  chunks: Sequence[Chunk], desc: str = "") -> dict[str, Any]:
+                  chunks: Sequence[Chunk], desc: str = "", bootstrap: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Score one indexed variant on one dataset partition under ``protocols`` (see :mod:`ragkit.eval.protocols`).
 
     Each question is retrieved once (as many candidates as the protocols need); the ``budget``
     protocol runs the pipeline registry's ``token_budget`` selector over the ranked candidates and
-    ``answer`` runs the full query phase. Returns one summary per protocol plus ``_query``
-    (retrieval + selection latency percentiles and the query phase's usage).
+    ``answer`` runs the full query phase; ``chroma`` places chunks by its ``positions`` option and
+    adds precision Ω over all of ``chunks``. Returns one summary per protocol (with bootstrap
+    intervals, settings ``bootstrap``) plus ``_query`` (retrieval + selection latency percentiles
+    and the query phase's usage).
     """
     from ragkit.usage import usage_scope
 
@@ -171,6 +173,11 @@ def score_variant(pipe: Any, dataset: EvalDataset, protocols: Mapping[str, Mappi
     hit_rule = dataset.hit_rule
     chunks_by_doc = P.chunks_by_document(chunks)
     source_of = {d.id: str(d.metadata.get("source_id")) for d in dataset.documents}
+    positions = index_spans = None
+    if "chroma" in protocols:
+        positions = P.ChunkPositions(protocols["chroma"].get("positions", "exact"),
+                                     {d.id: d.text for d in dataset.documents})
+        index_spans = positions.index_spans(chunks_by_doc)
     # Untimed first pass: query embeddings are computed in one batch (or read from the cache) here,
     # so the timed pass measures retrieval + selection the same way for every variant.
     with usage_scope() as query_usage:
@@ -183,7 +190,7 @@ def score_variant(pipe: Any, dataset: EvalDataset, protocols: Mapping[str, Mappi
             for name, params in protocols.items():
                 rows = per_q.setdefault(name, [])
                 if name == "chroma":
-                    rows.append(P.chroma_row(q, ranked[: params["k"]]))
+                    rows.append(P.chroma_row(q, ranked[: params["k"]], positions, index_spans))
                 elif name == "budget":
                     t0 = time.perf_counter()
                     selected = budget_selector.select(query, ranked[: params["candidates"]])
@@ -193,7 +200,8 @@ def score_variant(pipe: Any, dataset: EvalDataset, protocols: Mapping[str, Mappi
                     rows.append(P.evidence_row(q, ranked, params, hit_rule, chunks_by_doc, source_of))
                 elif name == "answer":
                     rows.append(P.answer_row(q, pipe.query(query)))
-    out: dict[str, Any] = {name: P.summarise(rows) for name, rows in per_q.items()}
+                rows[-1].setdefault("question", q.id)
+    out: dict[str, Any] = {name: P.summarise(rows, bootstrap) for name, rows in per_q.items()}
     out["_query"] = {"latency_p50_ms": M.percentile(latencies, 50) * 1000,
                      "latency_p95_ms": M.percentile(latencies, 95) * 1000,
                      "usage": query_usage.to_dict(), "questions": len(dataset.questions)}
@@ -247,11 +255,41 @@ def _index_variant(config: Mapping[str, Any], dataset: EvalDataset, part: str, r
     sizes = M.cost_summary(tokens, index_seconds=cost["index_seconds"], char_counts=[len(c.text) for c in chunks],
                            usage=cost["usage"])
     cost.update(chunks=sizes.chunks, mean_tokens=sizes.mean_tokens, std_tokens=sizes.std_tokens,
-                mean_chars=sizes.mean_chars, max_tokens=max(tokens, default=0))
+                mean_chars=sizes.mean_chars, max_tokens=max(tokens, default=0),
+                duplicates=duplicate_chunks(chunks, {d.id: str(d.metadata.get("corpus", "")) for d in dataset.documents}))
     return pipe, cost
 
 
-def _variant_key(config: Mapping[str, Any], dataset: EvalDataset, protocols: Mapping[str, Any]) -> str:
+def duplicate_chunks(chunks: Sequence[Chunk], corpus_of: Mapping[str, str]) -> dict[str, dict[str, int]]:
+    """Byte-identical chunks per corpus: ``copies`` beyond the first of each text, and how many ``texts`` repeat.
+
+    Duplicated passages (``finance.md`` repeats about 40 % of its text) give chunks with the same
+    text, the same embedding and the same score: which copy is retrieved is then decided by the
+    retriever's tie order (chunk position: the first copy), and only the copy at the gold's offsets
+    scores under exact positions. Corpora without duplicates are left out.
+
+    Example:
+        >>> from ragkit.types import Document
+        >>> doc = Document.from_text("ab ab ab cd")
+        >>> chunks = [Chunk.from_span(doc, s, s + 2, 1) for s in (0, 3, 6, 9)]
+        >>> duplicate_chunks(chunks, {doc.id: "toy"})
+        {'toy': {'copies': 2, 'texts': 1}}
+    """
+    from collections import Counter
+
+    counts: dict[str, Counter[str]] = {}
+    for chunk in chunks:
+        counts.setdefault(corpus_of.get(chunk.doc_id, ""), Counter())[chunk.text] += 1
+    out = {}
+    for corpus, texts in counts.items():
+        repeated = [n for n in texts.values() if n > 1]
+        if repeated:
+            out[corpus] = {"copies": sum(n - 1 for n in repeated), "texts": len(repeated)}
+    return out
+
+
+def _variant_key(config: Mapping[str, Any], dataset: EvalDataset, protocols: Mapping[str, Any],
+                 bootstrap: Mapping[str, Any] | None = None) -> str:
     from ragkit import __version__
 
-    return sha256_hex(RESULT_FORMAT, __version__, config, dataset.fingerprint(), protocols)[:20]
+    return sha256_hex(RESULT_FORMAT, __version__, config, dataset.fingerprint(), protocols, bootstrap)[:20]

@@ -54,9 +54,12 @@ def test_one_table_per_protocol_and_partition_with_sizes_and_flags() -> None:
                             "answer ds", "answer ds/p2"]
     chroma = tables["chroma ds"].splitlines()
     assert chroma[0] == "dataset: ds"
-    assert chroma[1].split("|")[1:-1] == [" variant ", " chunker ", " chunks ", " tokens mean ± std ", " recall %    ",
-                                          " precision % ", " IoU %     ", " index s "]
-    assert "| tok     | token   | 12     | 200 ± 3           | 50.0 ± 25.0 | 10.0 ± 0.0  | 5.0 ± 0.0 | 2.0     |" in chroma
+    assert [c.strip() for c in chroma[1].split("|")[1:-1]] == [
+        "variant", "chunker", "chunks", "tokens mean ± std", "recall % [95% CI]", "precision % [95% CI]",
+        "IoU % [95% CI]", "precision Ω % [95% CI]", "index s"]
+    # records without intervals fall back to mean ± std; a missing metric is –
+    assert [c.strip() for c in chroma[3].split("|")[1:-1]] == [
+        "tok", "token", "12", "200 ± 3", "50.00 ± 25.00", "10.00 ± 0.00", "5.00 ± 0.00", "–", "2.0"]
     assert "200 ± 3 ⚠" in tables["chroma ds"] and "⚠" not in tables["chroma ds/p2"]
     budget = tables["budget ds"]
     assert "sel. tokens" in budget and "812" in budget and "66.7" in budget and "answer-in-ctx %" in budget
@@ -77,8 +80,10 @@ def test_markdown_report_and_printed_sections() -> None:
                          '; excluded: {"no_span": 1}')
     assert "reduced run" not in md and "matched at 200 ± 10 %" in md
     assert md.count("protocol: ") == 4 and "protocol: budget\n\ndataset: ds\n| variant" in md
-    lines = protocol_sections(tables)
-    assert lines[0::3] == ["protocol: chroma", "protocol: budget", "protocol: evidence", "protocol: answer"]
+    assert "protocol: chroma (positions: exact)\n\ndataset: ds" in md and "95 % bootstrap interval" in md
+    lines = protocol_sections(tables, exp.protocols)
+    assert lines[0::3] == ["protocol: chroma (positions: exact)", "protocol: budget", "protocol: evidence",
+                           "protocol: answer"]
     assert all(line == "" for line in lines[2::3])
 
 
@@ -94,8 +99,53 @@ def test_write_report_files(tmp_path: Path) -> None:
     assert data["experiment"] == "report" and data["limit"] == 3 and data["records"][0]["variant"] == "tok"
     assert set(data["machine"]) == {"platform", "python", "cpus", "processor"}
     assert "reduced run: at most 3 questions per corpus" in (tmp_path / "results.md").read_text()
-    assert printed == protocol_sections(tables) and not list(tmp_path.glob("*.png"))
+    assert printed == protocol_sections(tables, exp.protocols) and not list(tmp_path.glob("*.png"))
+    assert data["bootstrap"]["seed"] == 0 and data["baseline"] is None and data["paired"] == {}
 
 
 def test_slug() -> None:
     assert slug("a b/c") == "a_b_c" and slug("///") == "variant" and len(slug("x" * 200)) == 80
+
+
+def _with_questions(record: dict, values: list[float]) -> dict:
+    """``record`` with per-question chroma rows (questions q0..qn) and intervals, as the runner writes them."""
+    from ragkit.eval.protocols import summarise
+
+    rows = [{"corpus": "c", "question": f"q{i}", "recall": v, "precision": v / 10, "iou": v / 10,
+             "precision_omega": 0.05} for i, v in enumerate(values)]
+    return {**record, "protocols": {"chroma": summarise(rows)}}
+
+
+def test_cells_show_intervals_and_baseline_adds_paired_tables() -> None:
+    exp = load_experiment({**EXP, "protocols": ["chroma"], "baseline": "base",
+                           "variants": [{"name": "base"}, {"name": "better"}, {"name": "same"}]})
+    base = [0.5 + 0.1 * (i % 3) for i in range(60)]
+    records = [_with_questions(_record("base"), base),
+               _with_questions(_record("better"), [min(1.0, v + 0.1) for v in base]),
+               _with_questions(_record("same"), list(base))]
+    tables = render_tables(exp, records)
+    assert list(tables) == ["chroma ds", "chroma ds vs base"]
+    row = [c.strip() for c in tables["chroma ds"].splitlines()[2 + 1].split("|")[1:-1]]
+    assert row[4].startswith("60.00 [") and row[7].startswith("5.00 [5.00, 5.00]")
+    paired = tables["chroma ds vs base"].splitlines()
+    assert paired[0].startswith("dataset: ds — paired vs baseline base")
+    assert [c.strip() for c in paired[1].split("|")[1:-1]] == [
+        "variant", "Δ recall", "p", "Δ precision", "p", "Δ IoU", "p", "Δ precision Ω", "p"]
+    better = [c.strip() for c in paired[3].split("|")[1:-1]]
+    same = [c.strip() for c in paired[4].split("|")[1:-1]]
+    assert better[0] == "better" and better[1].startswith("+10.00 [+10.00, +10.00]") and float(better[2]) < 0.001
+    assert same[0] == "same" and same[1] == "+0.00 [+0.00, +0.00]" and same[2] == "1.0000"
+    lines = protocol_sections(tables, exp.protocols)
+    assert lines[0::3] == ["protocol: chroma (positions: exact)", "protocol: chroma (positions: exact)"]
+    assert render_tables(exp, records) == tables  # seeded: the same tables every time
+
+
+def test_duplicates_are_reported(tmp_path: Path) -> None:
+    exp = load_experiment({**EXP, "protocols": ["chroma"]})
+    record = _record("tok")
+    record["cost"]["duplicates"] = {"finance": {"copies": 8, "texts": 8}}
+    printed: list[str] = []
+    write_report(tmp_path, exp, [record], render_tables(exp, [record]), {}, None, plots=False, echo=printed.append)
+    assert printed[-2:] == ["duplicate chunks (byte-identical; copies beyond the first, per corpus):",
+                            "- tok: finance 8 (8 texts)"]
+    assert "- tok: finance 8 (8 texts)" in (tmp_path / "results.md").read_text()

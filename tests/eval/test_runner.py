@@ -31,7 +31,7 @@ def test_run_writes_results_and_prints_protocol_lines(tmp_path: Path) -> None:
     lines: list[str] = []
     result = run_experiment(_experiment(), out=tmp_path / "out", data_root=SHARED_DATASETS, limit=4, echo=lines.append)
     text = "\n".join(lines)
-    for protocol in ("chroma", "budget", "evidence"):
+    for protocol in ("chroma (positions: exact)", "budget", "evidence"):
         assert f"protocol: {protocol}\ndataset: chroma_chunking_eval\n| variant" in text
     assert "tokens mean ± std" in text and "recall %" in text and "IoU %" in text
     data = json.loads((tmp_path / "out" / "results.json").read_text())
@@ -103,6 +103,12 @@ def test_experiment_errors() -> None:
         load_experiment({**_experiment(), "varients": []})
     with pytest.raises(ConfigError, match="chroma's k = 5 is fixed"):
         load_experiment(_experiment(protocols={"chroma": {"k": 10}}))
+    with pytest.raises(ConfigError, match="protocols.chroma.positions: got 'fuzzy'; allowed: exact, reference"):
+        load_experiment(_experiment(), overrides=["protocols.chroma.positions=fuzzy"])
+    with pytest.raises(ConfigError, match="baseline: 'nope' is not a variant; variants are token, sentence"):
+        load_experiment(_experiment(baseline="nope"))
+    with pytest.raises(ConfigError, match="bootstrap.resamples: expected a positive integer"):
+        load_experiment(_experiment(bootstrap={"resamples": 0}))
     bad = _experiment(variants=[{"name": "typo", "set": {"index.chunker": {"type": "sentense"}}}])
     with pytest.raises(ConfigError, match="(?s)variant 'typo'.*index.chunker.type.*Did you mean 'sentence'"):
         load_experiment(bad)
@@ -213,3 +219,50 @@ def test_data_root_goes_to_each_variants_pipeline_not_the_environment(tmp_path: 
     assert budget["all_gold"]["mean"] == 1.0 and budget["answer_in_context"]["mean"] == 1.0
     assert para["protocols"]["evidence"]["overall"]["passage_recall@1"]["mean"] == 1.0
     assert result.records[1]["cost"]["max_tokens"] <= 8
+
+
+def test_set_reaches_the_experiment_protocols_and_baseline() -> None:
+    exp = load_experiment(_experiment(), overrides=["protocols.chroma.positions=reference", "baseline=sentence",
+                                                    "bootstrap.seed=3", "index.chunker.max_tokens=99"])
+    assert exp.protocols["chroma"] == {"k": 5, "positions": "reference"} and exp.baseline == "sentence"
+    assert exp.bootstrap["seed"] == 3 and list(exp.protocols) == ["chroma", "budget", "evidence"]
+    assert exp.overrides == [("index.chunker.max_tokens", 99)]  # pipeline keys still go to every variant
+    assert exp.variant_config(exp.variants[0])["index"]["chunker"]["max_tokens"] == 99
+
+
+def test_reruns_are_bit_identical_and_report_duplicates_and_paired_tests(tmp_path: Path) -> None:
+    """A small real experiment twice from scratch: byte-identical tables and results (timings aside)."""
+    exp = _experiment(protocols={"chroma": {"positions": "reference"}, "budget": {}}, baseline="token",
+                      dataset={"name": "chroma_chunking_eval", "subset": ["chatlogs", "finance"]})
+    runs = []
+    for i in range(2):
+        lines: list[str] = []
+        result = run_experiment(exp, out=tmp_path / f"run{i}", data_root=SHARED_DATASETS, limit=6,
+                                echo=lines.append, plots=False, force=True)
+        runs.append((result, lines))
+    (first, printed), (second, printed_again) = runs
+
+    def untimed(lines: list[str]) -> list[str]:  # the last column is a timing (index s / p50 ms latency)
+        return [line.rsplit("|", 2)[0] for line in "\n".join(lines).splitlines()]
+
+    assert untimed(printed) == untimed(printed_again)
+    timed = "budget chroma_chunking_eval"  # its p50 ms column is measured; every other table is compared whole
+    assert {k: v for k, v in first.tables.items() if k != timed} == {k: v for k, v in second.tables.items() if k != timed}
+    assert len(first.tables) == 4  # chroma, its paired table, budget, its paired table
+    for a, b in zip(first.records, second.records):
+        assert a["protocols"] == b["protocols"]  # every mean, interval and per-question value
+    text = "\n".join(printed)
+    assert "protocol: chroma (positions: reference)" in text and "precision Ω % [95% CI]" in text
+    assert "dataset: chroma_chunking_eval — paired vs baseline token" in text
+    chroma = first.records[0]["protocols"]["chroma"]
+    assert chroma["overall"]["recall"]["ci"][0] <= chroma["overall"]["recall"]["mean"] <= chroma["overall"]["recall"]["ci"][1]
+    assert 0 < chroma["overall"]["precision_omega"]["mean"] <= 1
+    assert len(chroma["per_question"]["question"]) == 12
+    # finance.md repeats passages: its token windows include byte-identical chunks, and the report says so
+    dups = [r["cost"]["duplicates"] for r in first.records]
+    assert any("finance" in d for d in dups)
+    assert "duplicate chunks (byte-identical; copies beyond the first, per corpus):" in text
+    data = json.loads((tmp_path / "run0" / "results.json").read_text())
+    assert set(data["paired"]) == {"chroma chroma_chunking_eval", "budget chroma_chunking_eval"}
+    assert set(data["paired"]["chroma chroma_chunking_eval"]["sentence"]) == {"recall", "precision", "iou",
+                                                                             "precision_omega"}
