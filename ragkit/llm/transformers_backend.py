@@ -10,6 +10,11 @@
   ``max_context + 1`` tokens are one forward pass, longer ones strided windows with fresh positions
   (``base.plan_windows``); windows from several documents run together in padded batches, and the
   LM head runs only on the positions whose scores are kept.
+- **Shared-prefix reuse** (``prefix_reuse``, on by default): when the documents of one
+  ``token_logprobs_batch`` call all start with the same ``>= prefix_min_tokens`` tokens and each fits
+  one window, the prefix runs through the model once and its KV cache is shared by every document's
+  remaining tokens (a search scoring ``parent + one more chunk`` for many chunks pays the parent
+  once). Results equal the plain path up to float rounding; usage counts only the tokens run.
 - ``next_token_probs``: one batched forward per group of prompts, softmax at the last position.
 - ``num_threads`` sets torch's intra-op CPU threads (process-wide). On a CPU shared with other busy
   processes, 1 thread can be several times faster than oversubscribed threads waiting on each other.
@@ -45,6 +50,7 @@ from ragkit.llm.base import (
     GenerationRequest,
     LLMBackend,
     TokenScoringMixin,
+    split_per_segment,
 )
 from ragkit.llm.models import model_revision, resolve_model
 
@@ -75,6 +81,11 @@ class TransformersLLM(TokenScoringMixin, LLMBackend):
     """
 
     capabilities: ClassVar[frozenset[str]] = frozenset({GENERATE, TOKEN_LOGPROBS, NEXT_TOKEN_PROBS, STRUCTURED_OUTPUT})
+    #: Share the KV cache of a token prefix common to all documents of a ``token_logprobs_batch`` call
+    #: (an instance attribute may turn it off; it changes no result beyond float rounding).
+    prefix_reuse: ClassVar[bool] = True
+    #: The shortest common prefix (tokens) worth a separate prefix pass.
+    prefix_min_tokens: ClassVar[int] = 32
 
     def __init__(
         self,
@@ -335,8 +346,123 @@ class TransformersLLM(TokenScoringMixin, LLMBackend):
     def token_logprobs_batch(
         self, documents: Sequence[Sequence[str]], max_context: int | None = None
     ) -> list[list[np.ndarray]]:
-        """Score several documents together (windows of all documents share padded batches)."""
+        """Score several documents together (windows of all documents share padded batches).
+
+        When every document starts with the same prefix of at least ``prefix_min_tokens`` tokens and
+        fits one window, the prefix is run once and its KV cache reused (see the module docs).
+        """
+        if self.prefix_reuse and len(documents) > 1:
+            shared = self._shared_prefix_logprobs(documents, max_context)
+            if shared is not None:
+                return shared
         return TokenScoringMixin.token_logprobs_batch(self, documents, max_context)
+
+    def _shared_prefix_logprobs(self, documents: Sequence[Sequence[str]],
+                                max_context: int | None) -> list[list[np.ndarray]] | None:
+        """The prefix-reuse path, or ``None`` when it does not apply (no long common prefix, windows)."""
+        self.warm_up()
+        context = self.effective_context(max_context)
+        flat_segments = [s for segments in documents for s in segments]
+        all_pieces = self._encode_segments(flat_segments)
+        ids_of: list[list[int]] = []
+        lengths_of: list[list[int]] = []
+        cursor = 0
+        for segments in documents:
+            pieces = all_pieces[cursor: cursor + len(segments)]
+            cursor += len(segments)
+            ids_of.append([t for p in pieces for t in p])
+            lengths_of.append([len(p) for p in pieces])
+        if any(len(ids) > context + 1 for ids in ids_of):
+            return None  # windowed documents keep the plain path
+        shortest = min(len(ids) for ids in ids_of)
+        n = 0
+        first = ids_of[0]
+        while n < shortest - 1 and all(ids[n] == first[n] for ids in ids_of):
+            n += 1
+        if n < self.prefix_min_tokens:
+            return None
+        start = time.perf_counter()
+        flat = self._score_with_prefix(first[:n], [ids[n:] for ids in ids_of])
+        processed = n + sum(len(ids) - n for ids in ids_of)
+        self._record(calls=len(documents), prompt_tokens=processed)
+        self.last_scoring_stats = {"documents": len(documents), "windows": len(documents),
+                                   "tokens_scored": sum(len(ids) for ids in ids_of), "tokens_processed": processed,
+                                   "prefix_tokens": n, "prefix_tokens_reused": n * (len(documents) - 1),
+                                   "seconds": time.perf_counter() - start}
+        return [split_per_segment(values, lengths) for values, lengths in zip(flat, lengths_of)]
+
+    def _hidden(self, ids: Any, positions: Any, cache: Any) -> tuple[Any, Any, Any]:
+        """Hidden states (or logits when there is no separate head), the head, and the updated cache."""
+        import inspect
+
+        module = self.decoder_ if self.decoder_ is not None else self.model_
+        # transformers 5 renamed ``past_key_values`` to ``cache``; older releases only know the former
+        name = "cache" if "cache" in inspect.signature(module.forward).parameters else "past_key_values"
+        out = module(input_ids=ids, position_ids=positions, use_cache=True, **{name: cache})
+        returned = getattr(out, "cache", None) if name == "cache" else getattr(out, "past_key_values", None)
+        if self.decoder_ is not None:
+            return out.last_hidden_state, self.model_.get_output_embeddings(), returned
+        return out.logits, None, returned
+
+    def _logprobs_at(self, hidden: Any, head: Any, targets: Any) -> Any:
+        """Log P(target) for each row of ``hidden`` (positions already selected), in vocabulary-sized chunks."""
+        import torch
+
+        values = torch.empty(hidden.shape[0], dtype=torch.float32, device=self.device_)
+        budget = 1 << (29 if str(self.device_).startswith("cuda") else 26)
+        step = max(1, budget // max(1, self.vocab_size_))
+        for s in range(0, hidden.shape[0], step):
+            part = hidden[s: s + step]
+            logits = (head(part) if head is not None else part).float()
+            values[s: s + step] = -torch.nn.functional.cross_entropy(logits, targets[s: s + step], reduction="none")
+        return values
+
+    def _score_with_prefix(self, prefix: list[int], suffixes: list[list[int]]) -> list[np.ndarray]:
+        """Per-token log-probs of ``prefix + suffix`` for each suffix, running ``prefix`` once (KV cache)."""
+        import copy
+
+        import torch
+
+        n = len(prefix)
+        out = [np.full(n + len(s), np.nan) for s in suffixes]
+        with torch.inference_mode():
+            ids = torch.as_tensor([prefix], device=self.device_)
+            positions = torch.arange(n, device=self.device_).unsqueeze(0)
+            hidden, head, cache = self._hidden(ids, positions, None)
+            shared = np.full(n, np.nan)
+            if n > 1:
+                tgt = torch.as_tensor(prefix[1:], device=self.device_)
+                shared[1:] = self._logprobs_at(hidden[0, : n - 1], head, tgt).double().cpu().numpy()
+            last = hidden[0, n - 1]
+            for row in out:
+                row[:n] = shared
+            for batch in self._batches([n + len(s) for s in suffixes]):
+                width = max(len(suffixes[i]) for i in batch)
+                block = torch.full((len(batch), width), self.pad_id_, dtype=torch.long)
+                for r, i in enumerate(batch):
+                    block[r, : len(suffixes[i])] = torch.as_tensor(suffixes[i])
+                block = block.to(self.device_)
+                past = copy.deepcopy(cache)
+                if len(batch) > 1:
+                    past.batch_repeat_interleave(len(batch))
+                pos = torch.arange(n, n + width, device=self.device_).unsqueeze(0).expand(len(batch), -1)
+                # right padding needs no mask: causal attention never lets a real token see a pad after it
+                states, _, _ = self._hidden(block, pos, past)
+                picked, targets = [], []
+                for r, i in enumerate(batch):
+                    m = len(suffixes[i])
+                    picked.append(last.unsqueeze(0))
+                    if m > 1:
+                        picked.append(states[r, : m - 1])
+                    targets.extend(suffixes[i])
+                values = self._logprobs_at(torch.cat(picked), head,
+                                           torch.as_tensor(targets, device=self.device_)).double().cpu().numpy()
+                cursor = 0
+                for i in batch:
+                    m = len(suffixes[i])
+                    out[i][n:] = values[cursor: cursor + m]
+                    cursor += m
+        return out
 
     # ----------------------------------------------------------------- next-token probabilities
     def candidate_ids(self, candidates: Sequence[str]) -> list[int]:
