@@ -12,6 +12,7 @@ import warnings
 from ragkit.cli.boundary import CommandGroup, report, show_warning
 from ragkit.cli.chunk import chunk_command
 from ragkit.cli.components import components_command
+from ragkit.cli.corag import corag_app
 from ragkit.cli.eval import eval_command
 from ragkit.cli.models import models_app
 from ragkit.cli.pipeline_commands import index, query, run
@@ -31,6 +32,7 @@ app.command("index")(index)
 app.command("query")(query)
 app.add_typer(models_app, name="models")
 app.command("eval")(eval_command)
+app.add_typer(corag_app, name="corag")
 
 
 def main() -> None:

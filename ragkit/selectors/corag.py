@@ -39,8 +39,20 @@ fit are never created or scored (``prune``; the authors' code scores them); scor
 search with other ``c`` / ``lambda_`` / ``iterations`` re-scores nothing it has seen; the search
 stops when the whole in-budget tree is explored. ``prune=False, cache_scores=False, batch=False``
 is the authors' cost profile (same picks, more scoring), used by ``benchmarks/selection_cost.py``.
-:meth:`trace` (``Answer.trace``) reports iterations, nodes expanded, scorer calls, scored texts and
-tokens, cache hits, the picked path and its own and average score.
+With the transformers backend, the children of one expansion all extend the same parent text, so
+the backend runs that shared prefix once and reuses its KV cache (``prefix_reuse``);
+``benchmarks/selection_cost.py`` measures each lever. :meth:`trace` (``Answer.trace``) reports
+iterations, nodes expanded, scorer calls, scored texts, ``scored_tokens`` (configured-tokenizer size
+of the scored combinations), ``lm_tokens`` (tokens the scorer's model actually ran: a reused
+prefix counts once, cache hits count nothing), cache hits, the picked path and its own and average
+score.
+
+**Configuration agent** (``agent: PATH``): a model trained by ``ragkit corag train`` (see
+:mod:`ragkit.selectors.corag_agent`) picks ``scorer``, ``c``, ``lambda_`` and ``iterations`` per
+query from the question's embedding (the pipeline's embedder); the parameters given here are then
+only the fallback for what the agent does not set. An agent's scorer spec with ``llm: default`` /
+``embedder: default`` gets the canonical default backend (packaged SmolLM2 / the pipeline's
+embedder); when its type is the configured ``scorer``'s, the configured instance is reused.
 
 Example:
     >>> from ragkit.types import Chunk, Query, ScoredChunk
@@ -68,6 +80,7 @@ from ragkit.selectors._mcts import SearchConfig, SearchResult, search
 from ragkit.selectors.base import Selector
 from ragkit.stage import ScorerRef
 from ragkit.types import Chunk, Query, ScoredChunk
+from ragkit.usage import usage_scope
 
 SEPARATOR = "\n\n"
 PROFILES: dict[str, tuple[str, str]] = {"paper": ("best_child", "avg"), "code": ("all_children", "own")}
@@ -87,6 +100,7 @@ class CoragSelector(UsesBackends, Selector):
         seed: seeds random tie-breaking between equal UCB values (``None``: the first child wins).
         profile: ``paper`` or ``code`` (see the module docs); ``backprop`` / ``final_select`` override it.
         prune, cache_scores, batch: the cost optimisations (on by default; off = the authors' cost).
+        agent: path of a configuration-agent artifact (``ragkit corag train``), or ``None``.
 
     Example:
         >>> sel = CoragSelector(profile="code")
@@ -112,6 +126,7 @@ class CoragSelector(UsesBackends, Selector):
         prune: bool = True,
         cache_scores: bool = True,
         batch: bool = True,
+        agent: str | None = None,
     ) -> None:
         check_scorer_spec(scorer, "selector.corag.scorer")
         self.budget = budget
@@ -127,7 +142,10 @@ class CoragSelector(UsesBackends, Selector):
         self.prune = prune
         self.cache_scores = cache_scores
         self.batch = batch
-        self._scores: OrderedDict[tuple[str, tuple[str, ...]], float] = OrderedDict()
+        self.agent = agent
+        self._agent: Any = None
+        self._scorers: dict[str, Any] = {}
+        self._scores: OrderedDict[tuple[str, str, tuple[str, ...]], float] = OrderedDict()
         self._scorer: Any = None
         self._trace: dict[str, Any] = {}
 
@@ -139,10 +157,40 @@ class CoragSelector(UsesBackends, Selector):
     def resolved_final_select(self) -> str:
         return self.final_select or PROFILES[self.profile][1]
 
-    def search_config(self) -> SearchConfig:
-        return SearchConfig(budget=self.budget, iterations=self.iterations, c=self.c, lambda_=self.lambda_,
+    def search_config(self, **overrides: Any) -> SearchConfig:
+        """The search settings (``c``, ``lambda_``, ``iterations`` may be overridden per query by the agent)."""
+        return SearchConfig(budget=self.budget, iterations=int(overrides.get("iterations", self.iterations)),
+                            c=float(overrides.get("c", self.c)), lambda_=float(overrides.get("lambda_", self.lambda_)),
                             backprop=self.resolved_backprop, final_select=self.resolved_final_select,  # type: ignore[arg-type]
                             prune=self.prune, seed=self.seed)
+
+    def agent_choice(self, query: Query, context: Any = None) -> dict[str, Any]:
+        """The agent's configuration for ``query`` (``{}`` without an agent)."""
+        if not self.agent:
+            return {}
+        if self._agent is None:
+            from ragkit.selectors.corag_agent import CoragAgent
+
+            self._agent = CoragAgent.load(self.agent)
+        embedder = getattr(context, "embedder", None) if context is not None else None
+        if embedder is None:
+            from ragkit.scorers._build import resolve_collaborator
+
+            embedder = resolve_collaborator("default", "embedder")
+        vector = embedder.embed_query(query.text)
+        index = self._agent.predict_index(vector)
+        return {**self._agent.configs[index], "index": index}
+
+    def _scorer_of(self, spec: Any, context: Any) -> Any:
+        """A scorer for an agent's spec, built once (the configured scorer when the type is the same)."""
+        if spec is None or scorer_type(spec) == scorer_type(self.scorer):
+            return self.scorer_for(context)
+        key = repr(sorted(spec.items())) if isinstance(spec, Mapping) else repr(spec)
+        if key not in self._scorers:
+            embedder = getattr(context, "embedder", None) if context is not None else None
+            self._scorers[key] = build_scorer(spec, runtime=self.runtime_, embedder=embedder,
+                                              path="query.selector.agent")
+        return self._scorers[key]
 
     # ------------------------------------------------------------------ collaborators
     def scorer_for(self, context: Any = None) -> Any:
@@ -170,17 +218,19 @@ class CoragSelector(UsesBackends, Selector):
         """The combination the search picks, in its order (empty when no candidate fits the budget)."""
         start = time.perf_counter()
         cands = list(candidates[: self.max_candidates])
-        stats = {"scorer_calls": 0, "scored_texts": 0, "scored_tokens": 0, "cache_hits": 0}
+        stats = {"scorer_calls": 0, "scored_texts": 0, "scored_tokens": 0, "lm_tokens": 0, "cache_hits": 0}
         if not cands:
             self._trace = self._trace_of(None, [], [], stats, start)
             return []
         costs = [self.tokens(s.chunk, context) for s in cands]
         ids = [s.chunk.id for s in cands]
         texts = [s.chunk.text for s in cands]
-        scorer = self.scorer_for(context)
+        choice = self.agent_choice(query, context)
+        scorer = self._scorer_of(choice.get("scorer"), context) if choice else self.scorer_for(context)
+        scorer_name = scorer_type(choice["scorer"]) if choice.get("scorer") else scorer_type(self.scorer)
 
         def evaluate(seqs: list[tuple[int, ...]]) -> list[float]:
-            keys = [(query.text, tuple(ids[i] for i in seq)) for seq in seqs]
+            keys = [(scorer_name, query.text, tuple(ids[i] for i in seq)) for seq in seqs]
             out: list[float | None] = [None] * len(seqs)
             if self.cache_scores:
                 for j, key in enumerate(keys):
@@ -194,9 +244,11 @@ class CoragSelector(UsesBackends, Selector):
                 if not group:
                     continue
                 batch_texts = [SEPARATOR.join(texts[i] for i in seqs[j]) for j in group]
-                values = [float(v) for v in scorer.score(query, batch_texts)]
+                with usage_scope(timed=False) as spent:
+                    values = [float(v) for v in scorer.score(query, batch_texts)]
+                stats["lm_tokens"] += int(spent.prompt_tokens)
                 if len(values) != len(group):
-                    raise ValueError(f"scorer {scorer_type(self.scorer)!r} returned {len(values)} scores for "
+                    raise ValueError(f"scorer {scorer_name!r} returned {len(values)} scores for "
                                      f"{len(group)} texts")
                 stats["scorer_calls"] += 1
                 stats["scored_texts"] += len(group)
@@ -209,9 +261,13 @@ class CoragSelector(UsesBackends, Selector):
                 self._scores.popitem(last=False)
             return [float(v) for v in out]  # type: ignore[arg-type]
 
-        result = search(costs, evaluate, self.search_config())
+        result = search(costs, evaluate, self.search_config(**choice))
         picked = [] if result.best is None else [cands[i] for i in result.best.seq]
         self._trace = self._trace_of(result, ids, costs, stats, start)
+        if choice:
+            self._trace["scorer"] = scorer_name
+            self._trace["agent"] = {"config": int(choice["index"]), "scorer": scorer_name, "c": float(choice["c"]),
+                                    "lambda_": float(choice["lambda_"]), "iterations": int(choice["iterations"])}
         return picked
 
     def _trace_of(self, result: SearchResult | None, ids: list[str], costs: list[int], stats: Mapping[str, int],

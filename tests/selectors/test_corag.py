@@ -312,3 +312,43 @@ def test_pipeline_end_to_end_with_fake_backends_records_search_statistics():
     # the nested scorer got the pipeline's (fake) embedder through the query context
     scorer = pipe.selector.scorer_for()
     assert "Fake" in type(getattr(scorer.embedder, "inner", scorer.embedder)).__name__
+
+
+# ------------------------------------------------------------------------------------------ ragkit validate
+_VALIDATE = """backends:
+  llm: {default: {type: openai, model: gpt-4o-mini, base_url: "http://127.0.0.1:9/v1"}}
+  embeddings: {default: {type: fake}}
+corpus: {paths: ["README.md"]}
+index: {chunker: {type: sentence, max_tokens: 64}, retriever: {type: bm25}}
+query:
+  selector: [{type: corag, budget: BUDGET, scorer: SCORER}]
+"""
+
+
+@pytest.mark.parametrize("budget, scorer, path, message", [
+    ("0", "{type: embedding}", "query.selector.0.budget", "greater than 0"),
+    ("500", "{type: bm25_scorer}", "query.selector.0.scorer.type", "unknown scorer type 'bm25_scorer'"),
+    ("500", "{type: query_likelihood, llm: default}", "query.selector.0.scorer.llm",
+     "query_likelihood needs capability 'token_logprobs'"),
+])
+def test_ragkit_validate_rejects_bad_corag_specs_naming_the_path(tmp_path, budget, scorer, path, message):
+    from typer.testing import CliRunner
+
+    from ragkit.cli import app
+
+    config = tmp_path / "corag.yaml"
+    config.write_text(_VALIDATE.replace("BUDGET", budget).replace("SCORER", scorer))
+    result = CliRunner().invoke(app, ["validate", str(config)])
+    assert result.exit_code == 2
+    assert path in result.stderr and message in result.stderr and "(line 7)" in result.stderr
+
+
+def test_ragkit_validate_accepts_a_scorer_whose_llm_has_the_capability(tmp_path):
+    from typer.testing import CliRunner
+
+    from ragkit.cli import app
+
+    config = tmp_path / "corag.yaml"
+    config.write_text(_VALIDATE.replace("BUDGET", "500").replace("SCORER", "{type: llm_yes, llm: default}"))
+    result = CliRunner().invoke(app, ["validate", str(config)])
+    assert result.exit_code == 0, result.stderr
