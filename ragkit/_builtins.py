@@ -81,13 +81,22 @@ BUILTINS: dict[str, dict[str, tuple[str, str | None, str]]] = {
         "cross_encoder": ("ragkit.scorers.cross_encoder:CrossEncoderScorer", "embeddings",
                           "sentence-transformers CrossEncoder from a local folder or hub name"),
     },
-    "tree": {},
+    "tree": {
+        "headings": ("ragkit.trees.headings:HeadingsTreeBuilder", None,
+                     "sections from the document's heading spans, chunks as leaves (no model)"),
+        "llm": ("ragkit.trees.llm:LLMTreeBuilder", None,
+                "ToM's prompted hierarchical parser per block; leaves aligned back to verbatim spans"),
+        "cluster": ("ragkit.trees.cluster:ClusterTreeBuilder", "trees",
+                    "RAPTOR-style LLM summary levels over another builder's top nodes (UMAP/PCA + GMM)"),
+    },
     "engine": {
         "local": ("ragkit.indexing:LocalEngine", None, "the index phase in this process (batched, resumable)"),
     },
     "aggregator": {
         "stuff": ("ragkit.aggregators.stuff:StuffAggregator", None,
                   "selected chunks in prompt order, then one generate call"),
+        "tree_mapreduce": ("ragkit.aggregators.tree_mapreduce:TreeMapReduceAggregator", None,
+                           "ToM: Map at tree leaves, Reduce siblings, Map internal nodes, root answers"),
     },
     "llm": {
         "transformers": ("ragkit.llm.transformers_backend:TransformersLLM", "transformers",
