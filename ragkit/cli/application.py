@@ -16,6 +16,7 @@ from ragkit.cli.corag import corag_app
 from ragkit.cli.eval import eval_command
 from ragkit.cli.models import models_app
 from ragkit.cli.pipeline_commands import index, query, run
+from ragkit.cli.tree import tree_command
 from ragkit.cli.validate import validate_command
 from ragkit.errors import RagkitError
 
@@ -25,6 +26,7 @@ app = CommandGroup(
     no_args_is_help=True,
 )
 app.command("chunk")(chunk_command)
+app.command("tree")(tree_command)
 app.command("validate")(validate_command)
 app.command("components")(components_command)
 app.command("run")(run)

@@ -84,3 +84,35 @@ def test_trees_round_trip_through_the_store(tmp_path):
     assert DocTree.from_dict(built.to_dict()) == built
     for leaf in built.leaves():
         assert leaf.chunk_ids and 0 <= leaf.start < leaf.end <= len(doc.text)
+
+
+def test_tree_command_text_json_and_dataset_document(tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from ragkit.cli import app
+
+    path = tmp_path / "guide.md"
+    path.write_text("# Guide\n\nIntro.\n\n## Setup\n\nInstall it.\n\n## Use\n\nRun it.\n", encoding="utf-8")
+    result = CliRunner().invoke(app, ["tree", str(path), "--max-tokens", "8", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["builder"] == "headings" and [c["title"] for c in data["root"]["children"]][1:] == ["Setup", "Use"]
+    text = path.read_text(encoding="utf-8")
+    leaf = data["root"]["children"][1]["children"][0]
+    assert text[leaf["start"]:leaf["end"]] == "## Setup\n\nInstall it." and leaf["tokens"] > 0
+    bad = CliRunner().invoke(app, ["tree", str(path), "--format", "xml"])
+    assert bad.exit_code == 2
+
+    folder = tmp_path / "qasper_sample"
+    folder.mkdir()
+    paper = {"id": "p1", "title": "T", "abstract": "A.",
+             "full_text": {"section_name": ["Intro", "Intro ::: Aim"], "paragraphs": [["We use BM25."], ["Aims."]]},
+             "qas": {"question_id": [], "question": [], "answers": []}}
+    (folder / "qasper_sample.dev.json").write_text(json.dumps(paper), encoding="utf-8")
+    result = CliRunner().invoke(app, ["tree", str(folder / "qasper_sample.dev.json"), "--doc", "p1"])
+    assert result.exit_code == 0, result.output
+    assert "Intro" in result.stdout and "Aim" in result.stdout
+    result = CliRunner().invoke(app, ["tree", "--dataset", "qasper_sample", "--data-root", str(tmp_path), "--doc", "p9"])
+    assert result.exit_code == 2 and "p1" in result.output
