@@ -22,13 +22,14 @@ import sys
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import numpy as np
 from pydantic import Field
 from tqdm.auto import tqdm
 
 from ragkit._lazy import require
+from ragkit.embeddings._fast_path import embed_texts, plan_for
 from ragkit.embeddings.base import Embedder
 from ragkit.embeddings.cached import embedding_namespace, text_key  # noqa: F401  (text_key: public name)
 from ragkit.errors import BackendError, ConfigError, DocumentError, RagkitWarning
@@ -38,6 +39,11 @@ from ragkit.usage import record_usage
 MINILM_HUB_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 MINILM_NAMES = ("minilm", MINILM_HUB_NAME, "all-MiniLM-L6-v2")
 _DEVICES = ("auto", "cpu", "cuda", "mps")
+#: Texts per batch on a GPU (at least; ``batch_size`` when larger): big batches keep the device busy.
+GPU_ROWS = 2048
+#: Tokenizer processes feeding a GPU; 0 tokenises in a thread (measured faster on the H200: a process pool
+#: per call costs more than it saves, see benchmarks/RESULTS.md ``## embeddings``).
+TOKENIZER_WORKERS = 0
 _GPU_DEVICE_NODES = ("/dev/nvidiactl", "/dev/nvidia0", "/proc/driver/nvidia/version", "/dev/kfd", "/dev/dxg")
 
 
@@ -159,6 +165,7 @@ class SentenceTransformerEmbedder(Embedder):
             model.half()
         self.model_ = model
         self.max_seq_length_ = int(getattr(model, "max_seq_length", 0) or 0)
+        self.plan_ = plan_for(model)  # None: a model shape the fast path does not know (uses model.encode)
 
     def get_dimension(self) -> int:
         self.warm_up()
@@ -172,27 +179,52 @@ class SentenceTransformerEmbedder(Embedder):
                                         return_attention_mask=False, return_token_type_ids=False, verbose=False)
         return [len(ids) for ids in encoded["input_ids"]]
 
-    def _encode(self, texts: list[str]) -> np.ndarray:
-        """Run the model on ``texts`` (sorted by length, batched) and return rows in input order."""
-        self.warm_up()
-        lengths = self.token_lengths(texts)
+    def _warn_truncated(self, lengths: Sequence[int], total: int) -> None:
         limit = self.max_seq_length_
-        if limit:
-            over = [n for n in lengths if n > limit]
-            if over:
-                warnings.warn(
-                    f"{len(over)} of {len(texts)} texts exceed the embedding model's limit of {limit} word pieces "
-                    f"(special tokens included; longest: {max(over)}); {self.model!r} embeds only the first "
-                    f"{limit} and ignores the rest. Use a chunker with max_tokens <= {limit - 2}.",
-                    TruncationWarning,
-                    stacklevel=3,
-                )
+        over = [n for n in lengths if limit and n > limit]
+        if over:
+            warnings.warn(
+                f"{len(over)} of {total} texts exceed the embedding model's limit of {limit} word pieces "
+                f"(special tokens included; longest: {max(over)}); {self.model!r} embeds only the first "
+                f"{limit} and ignores the rest. Use a chunker with max_tokens <= {limit - 2}.",
+                TruncationWarning,
+                stacklevel=4,
+            )
+
+    def _progress(self, total: int, rows: int) -> Any:
+        batches = -(-total // rows)
+        disable = (None if batches > 1 else True) if self.show_progress is None else not self.show_progress
+        return tqdm(total=total, desc="embedding", unit="text", disable=disable)
+
+    def _encode(self, texts: list[str]) -> np.ndarray:
+        """Run the model on ``texts`` and return rows in input order (see :mod:`ragkit.embeddings._fast_path`).
+
+        On a GPU batches hold ``max(batch_size, 2048)`` texts padded to a multiple of 16 tokens; on CPU
+        ``batch_size`` texts padded to the longest in the batch.
+        """
+        self.warm_up()
+        plan = self.__dict__.get("plan_")
+        if plan is None:
+            return self._encode_with_library(texts)
+        device = self.resolved_device()
+        on_gpu = device.startswith("cuda")
+        rows = max(self.batch_size, GPU_ROWS) if on_gpu else self.batch_size
+        lengths: list[int] = []
+        with self._progress(len(texts), rows) as bar:
+            vectors = embed_texts(plan, texts, device=device, rows=rows, pad_to=16 if on_gpu else 1,
+                                  normalize=self.normalize, workers=TOKENIZER_WORKERS if on_gpu else 0,
+                                  on_lengths=lengths.extend, on_batch=bar.update)
+        self._warn_truncated(lengths, len(texts))
+        return vectors
+
+    def _encode_with_library(self, texts: list[str]) -> np.ndarray:
+        """``SentenceTransformer.encode`` on length-sorted batches (models the fast path does not know)."""
+        lengths = self.token_lengths(texts)
+        self._warn_truncated(lengths, len(texts))
         order = np.argsort(-np.asarray(lengths), kind="stable")
         out: np.ndarray | None = None
-        batches = range(0, len(texts), self.batch_size)
-        disable = (None if len(batches) > 1 else True) if self.show_progress is None else not self.show_progress
-        with tqdm(total=len(texts), desc="embedding", unit="text", disable=disable) as bar:
-            for start in batches:
+        with self._progress(len(texts), self.batch_size) as bar:
+            for start in range(0, len(texts), self.batch_size):
                 idx = order[start:start + self.batch_size]
                 vectors = self.model_.encode([texts[i] for i in idx], batch_size=len(idx), convert_to_numpy=True,
                                              normalize_embeddings=False, show_progress_bar=False)

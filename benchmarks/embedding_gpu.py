@@ -1,0 +1,138 @@
+"""Embedding throughput through ragkit against the raw model forward, in one process (CPU or CUDA).
+
+Texts are 40-word windows (stride ``--stride`` words) cut from the given text files (the Chroma corpora),
+so lengths are real (~58 MiniLM tokens). Four timings, each over the same texts:
+
+- ``raw``: the reference: the model's forward (fp16 on CUDA), mean pooling and normalisation on
+  length-sorted batches of ``--rows`` texts **already tokenised and already on the device**;
+- ``ragkit_strings``: ``SentenceTransformerEmbedder.embed_documents(texts)`` (tokenise once, buckets,
+  device pooling: :mod:`ragkit.embeddings._fast_path`);
+- ``ragkit_ids``: the same path from token ids (what a chunker that already tokenised would hand over);
+- ``library``: the previous implementation (``SentenceTransformer.encode`` on length-sorted batches of
+  ``--library-batch``, texts tokenised twice), for the before/after ratio.
+
+Each ragkit figure is printed as a ratio to ``raw``; vectors are compared with the library's (min cosine).
+
+    python benchmarks/embedding_gpu.py --model minilm --texts ../shared/datasets/chroma_chunking_eval/*.md \\
+        --n 100000 --device cuda
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def windows(paths: list[str], n: int, width: int = 40, stride: int = 3) -> list[str]:
+    """``n`` windows of ``width`` words, moving ``stride`` words, cycling over the files."""
+    words = [w for p in paths for w in Path(p).read_text(encoding="utf-8").split()]
+    out = []
+    start = 0
+    while len(out) < n:
+        if start + width > len(words):
+            start = (start % stride) + 1
+        out.append(" ".join(words[start:start + width]))
+        start += stride
+    return out
+
+
+def sync(device: str) -> None:
+    if device.startswith("cuda"):
+        import torch
+
+        torch.cuda.synchronize()
+
+
+def timed(device: str, fn, repeats: int) -> tuple[float, object]:
+    """Best wall time of ``repeats`` runs of ``fn`` (and its last result)."""
+    best, result = float("inf"), None
+    for _ in range(repeats):
+        sync(device)
+        t0 = time.perf_counter()
+        result = fn()
+        sync(device)
+        best = min(best, time.perf_counter() - t0)
+    return best, result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default="minilm")
+    parser.add_argument("--texts", nargs="+", required=True)
+    parser.add_argument("--n", type=int, default=20000)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--rows", type=int, default=0, help="raw reference batch rows (default: 2048 GPU, 64 CPU)")
+    parser.add_argument("--library-batch", type=int, default=64)
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--skip-library", action="store_true")
+    parser.add_argument("--json-out", default=None)
+    args = parser.parse_args()
+
+    import torch
+
+    from ragkit.embeddings._fast_path import embed_ids, tokenize
+    from ragkit.embeddings.sentence_transformers import GPU_ROWS, SentenceTransformerEmbedder
+
+    texts = windows(args.texts, args.n)
+    embedder = SentenceTransformerEmbedder(model=args.model, device=args.device, cache=False, show_progress=False)
+    embedder.warm_up()
+    device = embedder.resolved_device()
+    on_gpu = device.startswith("cuda")
+    rows = args.rows or (GPU_ROWS if on_gpu else embedder.batch_size)
+    plan = embedder.plan_
+    info: dict[str, object] = {"device": device, "gpu": torch.cuda.get_device_name(0) if on_gpu else None,
+                               "cpu": platform.processor() or platform.machine(), "torch": torch.__version__,
+                               "threads": torch.get_num_threads(), "n": len(texts), "rows": rows}
+    ids, lengths = tokenize(plan, texts)
+    info["mean_tokens"] = round(float(np.mean(lengths)), 1)
+    embedder.embed_documents(texts[:4096])  # kernels, allocator
+
+    # raw reference: tokenised, length-sorted, padded to 16 (GPU) and resident on the device before timing
+    order = np.argsort(-np.asarray(lengths), kind="stable")
+    batches = []
+    for start in range(0, len(ids), rows):
+        idx = order[start:start + rows]
+        width = len(ids[idx[0]])
+        if on_gpu:
+            width = -(-width // 16) * 16
+        batch = torch.full((len(idx), width), plan.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(idx), width), dtype=torch.long)
+        for r, i in enumerate(idx):
+            batch[r, : len(ids[i])] = torch.tensor(ids[i])
+            mask[r, : len(ids[i])] = 1
+        batches.append((batch.to(device), mask.to(device)))
+
+    def raw() -> None:
+        with torch.inference_mode():
+            for batch, mask in batches:
+                hidden = plan.transformer(input_ids=batch, attention_mask=mask,
+                                          token_type_ids=torch.zeros_like(batch)).last_hidden_state.float()
+                w = mask.unsqueeze(-1).to(hidden.dtype)
+                torch.nn.functional.normalize((hidden * w).sum(1) / w.sum(1), dim=1)
+
+    results = {}
+    results["raw"], _ = timed(device, raw, args.repeats)
+    results["ragkit_strings"], fast = timed(device, lambda: embedder.embed_documents(texts), args.repeats)
+    results["ragkit_ids"], _ = timed(device, lambda: embed_ids(plan, ids, device=device, rows=rows,
+                                                                 pad_to=16 if on_gpu else 1, normalize=True),
+                                     args.repeats)
+    if not args.skip_library:
+        embedder.batch_size = args.library_batch
+        results["library"], lib = timed(device, lambda: embedder._encode_with_library(texts), 1)
+        info["min_cosine_fast_vs_library"] = float(np.min(np.sum(np.asarray(fast) * np.asarray(lib), axis=1)))
+    info["texts_per_s"] = {k: round(len(texts) / v) for k, v in results.items()}
+    info["ratio_to_raw"] = {k: round(results["raw"] / v, 3) for k, v in results.items()}
+    if "library" in results:
+        info["speedup_vs_library"] = round(results["library"] / results["ragkit_strings"], 2)
+    print(json.dumps(info, indent=1))
+    if args.json_out:
+        Path(args.json_out).write_text(json.dumps(info, indent=1))
+
+
+if __name__ == "__main__":
+    main()
