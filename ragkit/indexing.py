@@ -137,12 +137,49 @@ def chunking_hash(config: Mapping[str, Any], registry: Any) -> str:
     return sha256_hex("chunks", __version__, [s for _, s in specs], backends)[:16]
 
 
-def store_location(configured: Any, base_dir: str | Path, hash_: str) -> IndexStore | None:
-    """The index store for ``index.store`` (``None`` for ``":memory:"``)."""
+def corpus_key(corpus: Any, base_dir: str | Path) -> str | None:
+    """Identity of a corpus: its resolved path patterns (absolute) or its dataset and subset.
+
+    ``None`` when the corpus is unknown (no ``corpus`` section, or in-memory documents), so nothing is
+    keyed or verified by it.
+
+    Example:
+        >>> corpus_key({"paths": ["docs/*.md"]}, "/a") == corpus_key({"paths": ["/a/docs/*.md"]}, "/b")
+        True
+        >>> corpus_key({"paths": ["docs/*.md"]}, "/a") == corpus_key({"paths": ["docs/*.md"]}, "/b")
+        False
+        >>> corpus_key({}, "/a") is None
+        True
+    """
+    if isinstance(corpus, Mapping):
+        if corpus.get("dataset"):
+            return sha256_hex("dataset", corpus["dataset"], sorted(corpus.get("subset") or []))[:12]
+        paths = corpus.get("paths")
+    else:
+        paths = corpus
+    if not paths:
+        return None
+    if isinstance(paths, (str, Path)):
+        paths = [paths]
+    resolved = []
+    for item in paths:
+        if not isinstance(item, (str, Path)):
+            return None  # Documents given in memory: no stable identity
+        path = Path(str(item)).expanduser()
+        resolved.append(str(path if path.is_absolute() else Path(base_dir).resolve() / path))
+    return sha256_hex("paths", sorted(resolved))[:12]
+
+
+def store_location(configured: Any, base_dir: str | Path, hash_: str, corpus: str | None = None) -> IndexStore | None:
+    """The index store for ``index.store`` (``None`` for ``":memory:"``).
+
+    The default location (``index.store: null``) is keyed by the index settings and, when known, the
+    corpus, so two projects with equal settings but different documents never share a store.
+    """
     if configured == MEMORY:
         return None
     if configured is None:
-        return IndexStore(indexes_dir() / hash_)
+        return IndexStore(indexes_dir() / (f"{hash_}-{corpus}" if corpus else hash_))
     path = Path(str(configured)).expanduser()
     if not path.is_absolute():
         path = Path(base_dir) / path
@@ -258,6 +295,7 @@ class IndexPlan:
     index_hash: str
     index_config: Mapping[str, Any]
     chunking_hash: str
+    corpus_key: str | None = None
 
 
 @dataclass
@@ -288,7 +326,7 @@ def run_index_phase(stages: IndexStages, docs: Sequence[Document], plan: IndexPl
     stored_prints: list[str] = []
     if store is not None and store.exists() and not rebuild:
         with run_usage.timed("index.store"):
-            store.verify(plan.index_hash)
+            _verify(store, plan)
             stored_prints = [record["fingerprint"] for record in store.read_documents()]
         if sorted(stored_prints) == sorted(prints.values()):
             with run_usage.timed("index.store"):
@@ -359,10 +397,22 @@ def run_index_phase(stages: IndexStages, docs: Sequence[Document], plan: IndexPl
                      for d in docs]
         tree_records = [trees[d.id].to_dict() for d in docs] if trees is not None else None
         with run_usage.timed("index.store"):
+            extra = {"corpus_key": plan.corpus_key} if plan.corpus_key else None
             call_stage("index.store", "store", lambda: store.commit(retriever, documents, plan.index_config,
-                                                                      plan.index_hash, trees=tree_records))
+                                                                      plan.index_hash, extra=extra, trees=tree_records))
     report.chunks = len(all_chunks)
     return IndexResult(retriever, trees, report)
+
+
+def _verify(store: IndexStore, plan: IndexPlan) -> None:
+    """The store's checksums and index hash, and that it was built from this corpus (when both are known)."""
+    manifest = store.verify(plan.index_hash)
+    stored = manifest.get("corpus_key")
+    if plan.corpus_key and stored and stored != plan.corpus_key:
+        raise IndexStoreError(
+            f"index store {store.path} was built from another corpus (corpus key {stored}, this config's "
+            f"{plan.corpus_key}); answering from it would cite another project's documents. Index this corpus "
+            "with `ragkit index CONFIG` (an explicit index.store needs --rebuild), or point index.store elsewhere.")
 
 
 def _read_trees(store: IndexStore) -> dict[str, DocTree]:
@@ -383,7 +433,7 @@ def open_index(stages: IndexStages, plan: IndexPlan, usage: UsageBook | None = N
     book = UsageBook(parent=usage)
     retriever = stages.retriever
     with book.timed("index.store"):
-        store.verify(plan.index_hash)
+        _verify(store, plan)
         call_stage("index.retriever", stages.retriever_type, lambda: retriever.load(store.retriever_dir()))
         trees = _read_trees(store) if stages.tree_builder is not None else None
     report = IndexReport(documents=len(store.read_documents()), chunks=len(retriever.chunks_ or []), reused=True,

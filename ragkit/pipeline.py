@@ -203,9 +203,14 @@ class Pipeline:
     def chunking_hash(self) -> str:
         return indexing.chunking_hash(self.config, self.registry)
 
-    def index_store(self) -> Any:
+    def corpus_key(self, sources: Any = None) -> str | None:
+        """Identity of the corpus being indexed (``sources`` when given, else the config's ``corpus``)."""
+        return indexing.corpus_key(self.config["corpus"] if sources is None else sources, self.base_dir)
+
+    def index_store(self, sources: Any = None) -> Any:
         """The :class:`~ragkit.store.store.IndexStore` of this config (``None`` for ``":memory:"``)."""
-        return indexing.store_location(self.config["index"].get("store"), self.base_dir, self.index_hash())
+        return indexing.store_location(self.config["index"].get("store"), self.base_dir, self.index_hash(),
+                                       self.corpus_key(sources))
 
     def index_stages(self) -> IndexStages:
         """The index-phase stages, built, for :func:`ragkit.indexing.run_index_phase`."""
@@ -216,9 +221,10 @@ class Pipeline:
             enricher_types=[s["type"] for s in index["enrichers"]],
             tree_type=(index.get("tree") or {}).get("type", "?"), retriever_type=index["retriever"]["type"])
 
-    def index_plan(self) -> indexing.IndexPlan:
-        return indexing.IndexPlan(store=self.index_store(), index_hash=self.index_hash(),
-                                  index_config=self.index_config(), chunking_hash=self.chunking_hash())
+    def index_plan(self, sources: Any = None) -> indexing.IndexPlan:
+        return indexing.IndexPlan(store=self.index_store(sources), index_hash=self.index_hash(),
+                                  index_config=self.index_config(), chunking_hash=self.chunking_hash(),
+                                  corpus_key=self.corpus_key(sources))
 
     def engine(self) -> Any:
         """The index engine of ``engine:`` in the config (``local`` by default)."""
@@ -239,13 +245,14 @@ class Pipeline:
         start = time.perf_counter()
         with self.usage_book.timed("index.load"):
             docs = self.load_documents(sources)
-        return self.index_documents(docs, rebuild=rebuild, started=start)
+        return self.index_documents(docs, rebuild=rebuild, started=start, sources=sources)
 
     def index_documents(self, docs: Sequence[Document], *, rebuild: bool = False,
-                        started: float | None = None) -> IndexReport:
-        """Run the index phase on already-loaded documents."""
+                        started: float | None = None, sources: Any = None) -> IndexReport:
+        """Run the index phase on already-loaded documents (``sources``: where they came from, if not the config's corpus)."""
         start = time.perf_counter() if started is None else started
-        result = indexing.run_index_phase(self.index_stages(), docs, self.index_plan(), cache=self.runtime.cache(),
+        plan = self.index_plan(sources)
+        result = indexing.run_index_phase(self.index_stages(), docs, plan, cache=self.runtime.cache(),
                                           engine=self.engine(), usage=self.usage_book, rebuild=rebuild)
         self.retriever_, self.trees_ = result.retriever, result.trees
         result.report.seconds = time.perf_counter() - start

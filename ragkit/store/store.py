@@ -50,6 +50,8 @@ TREES = "trees.json"
 RETRIEVER_DIR = "retriever"
 JOURNAL_DIR = "journal"
 MEMORY = ":memory:"
+#: Written when ragkit creates a store folder; ragkit writes into, cleans or rebuilds only folders that carry it.
+MARKER = ".ragkit-store"
 _VERSION_RE = re.compile(r"^v(\d{6,})-[0-9a-f]{8}$")
 
 
@@ -198,6 +200,40 @@ class IndexStore:
     def retriever_dir(self) -> Path:
         return self.current_dir() / RETRIEVER_DIR
 
+    # ------------------------------------------------------------------ ownership
+    def claim(self) -> None:
+        """Make sure this folder is ragkit's before anything is written or deleted in it.
+
+        A missing or empty folder is created and marked (``.ragkit-store``: format and version); a
+        folder holding a store written before markers existed (a ``CURRENT`` pointing at a ragkit
+        manifest) is adopted and marked; any other non-empty folder is refused, so nothing of the
+        user's is overwritten or deleted.
+        """
+        marker = self.path / MARKER
+        if marker.is_file():
+            return
+        if self.path.exists() and not self.path.is_dir():
+            raise IndexStoreError(f"index.store {str(self.path)!r} is a file, not a folder; give a folder path "
+                                  "(ragkit creates it) or null for one under RAGKIT_HOME/indexes")
+        entries = [e.name for e in self.path.iterdir()] if self.path.is_dir() else []
+        if entries and not self._legacy_store():
+            shown = ", ".join(sorted(entries)[:5]) + (", ..." if len(entries) > 5 else "")
+            raise IndexStoreError(
+                f"index.store {str(self.path)!r} is a non-empty folder that ragkit did not create (no {MARKER} "
+                f"marker; it holds {shown}). ragkit never writes into or cleans such a folder: set index.store "
+                "to a new or empty folder (or null for one under RAGKIT_HOME/indexes)")
+        self.path.mkdir(parents=True, exist_ok=True)
+        from ragkit import __version__
+
+        atomic_write_json(marker, {"format": FORMAT, "format_version": FORMAT_VERSION, "created_by": "ragkit",
+                                   "ragkit_version": __version__})
+
+    def _legacy_store(self) -> bool:
+        try:
+            return self.manifest().get("format") == FORMAT
+        except (IndexStoreError, OSError, ValueError):
+            return False
+
     # ------------------------------------------------------------------ writing
     def _versions(self) -> list[tuple[int, str]]:
         if not self.path.is_dir():
@@ -215,7 +251,7 @@ class IndexStore:
         """Write ``retriever``, the document records (and document trees) as a new version and make it current."""
         from ragkit import __version__
 
-        self.path.mkdir(parents=True, exist_ok=True)
+        self.claim()
         with exclusive_lock(self.path / ".lock"):
             versions = self._versions()
             sequence = (versions[-1][0] + 1) if versions else 1
@@ -267,6 +303,8 @@ class IndexStore:
         shutil.rmtree(self.path / JOURNAL_DIR, ignore_errors=True)
 
     def journal(self, chunking_hash: str) -> ChunkJournal:
+        """The resume journal for ``chunking_hash`` (claims the folder first: see :meth:`claim`)."""
+        self.claim()
         return ChunkJournal(self.path / JOURNAL_DIR / f"{chunking_hash}.jsonl")
 
 

@@ -248,3 +248,54 @@ def test_builtin_stages_add_no_code_fingerprint():
                                               "embeddings": {"default": {"type": "fake"}}},
                                  "index": {"chunker": {"type": "recursive"}, "retriever": {"type": "bm25"}}})
     assert "code" not in pipe.index_config()
+
+
+def test_a_folder_ragkit_did_not_create_is_never_written_or_cleaned(registry, tmp_path):
+    """Issue 13 (1): index.store pointing at a user's folder used to delete its journal/ and vNNNNNN-xxxxxxxx
+    entries; now the folder is refused, with or without --rebuild, and nothing in it changes."""
+    user = tmp_path / "d"
+    (user / "journal").mkdir(parents=True)
+    (user / "journal" / "2024.txt").write_text("x")
+    (user / "v000001-abcdef12").mkdir()
+    (user / "v000001-abcdef12" / "keep.txt").write_text("mine")
+    before = sorted(p.relative_to(user).as_posix() for p in user.rglob("*"))
+    for rebuild in (False, True):
+        with pytest.raises(IndexStoreError, match=r"non-empty folder that ragkit did not create .*\.ragkit-store"):
+            run_index_phase(make_pipeline(registry, user), corpus(), rebuild=rebuild)
+    assert sorted(p.relative_to(user).as_posix() for p in user.rglob("*")) == before
+    assert (user / "journal" / "2024.txt").read_text() == "x"
+
+
+def test_new_folders_are_marked_and_pre_marker_stores_are_adopted(registry, tmp_path):
+    from ragkit.store.store import MARKER
+
+    run_index_phase(make_pipeline(registry, tmp_path / "new"), corpus())
+    marker = json.loads((tmp_path / "new" / MARKER).read_text())
+    assert marker["format"] == "ragkit-index" and marker["created_by"] == "ragkit"
+    (tmp_path / "new" / MARKER).unlink()  # a store written before markers existed
+    report = run_index_phase(make_pipeline(registry, tmp_path / "new"), corpus(), rebuild=True)
+    assert report.chunks == 12 and (tmp_path / "new" / MARKER).is_file()
+
+
+def test_two_projects_with_equal_settings_never_answer_from_each_other(tmp_path, monkeypatch):
+    """Issue 13 (2): the default store was keyed by the index settings only, so project B's index replaced
+    project A's and A's queries cited B's files. Now the corpus is part of the key and verified on open."""
+    from ragkit import Pipeline
+
+    config = {"backends": {"llm": {"default": {"type": "fake"}}, "embeddings": {"default": {"type": "fake"}}},
+              "corpus": {"paths": ["docs/*.md"]}, "index": {"retriever": {"type": "bm25"}}}
+    for project, topic in (("a", "apples"), ("b", "bicycles")):
+        (tmp_path / project / "docs").mkdir(parents=True)
+        (tmp_path / project / "docs" / "note.md").write_text(f"# Notes\n\nThis project is about {topic}.\n")
+    monkeypatch.chdir(tmp_path / "a")
+    Pipeline.from_config(config).index()
+    monkeypatch.chdir(tmp_path / "b")
+    Pipeline.from_config(config).index()
+    monkeypatch.chdir(tmp_path / "a")
+    hit = Pipeline.from_config(config).retrieve("what is this project about", k=1)[0]
+    assert "apples" in hit.chunk.text
+    shared = {**config, "index": {**config["index"], "store": str(tmp_path / "shared")}}
+    Pipeline.from_config(shared).index()  # project a's corpus into an explicit, shared store
+    monkeypatch.chdir(tmp_path / "b")
+    with pytest.raises(IndexStoreError, match="was built from another corpus"):
+        Pipeline.from_config(shared).retrieve("what is this project about")
