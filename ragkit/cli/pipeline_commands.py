@@ -72,6 +72,38 @@ def format_answer(query: Query, answer: Answer, show_metadata: bool = False) -> 
     return "\n".join(lines)
 
 
+def format_trace(answer: Answer, full: bool = True) -> list[str]:
+    """Lines describing what the selector links did: ids per link, rationales (``full``) and every flag.
+
+    Reads ``answer.trace["stages"]`` (``meteora`` rationales, ``verifier`` / ``perplexity_filter`` flags);
+    empty when no selector link reported anything.
+
+    Example:
+        >>> trace = {"stages": [{"slot": "query.selector.1", "type": "verifier", "ids": ["c1"], "details": {
+        ...     "flags": [{"chunk_id": "c2abcdef", "type": "instruction", "reason": "tells the reader what to answer"}]}}]}
+        >>> format_trace(Answer("x", trace=trace))
+        ['selector verifier (query.selector.1): 1 chunk(s) kept', '  flag c2abcdef instruction: tells the reader what to answer']
+    """
+    lines: list[str] = []
+    for stage in answer.trace.get("stages", []):
+        details = stage.get("details") or {}
+        if not str(stage.get("slot", "")).startswith("query.selector") or not details:
+            continue
+        lines.append(f"selector {stage.get('type', '?')} ({stage['slot']}): {len(stage.get('ids', []))} chunk(s) kept")
+        rationales = details.get("rationales") or []
+        if full:
+            for i, r in enumerate(rationales, 1):
+                flags = f"  [flags: {r['flag_instructions']}]" if r.get("flag_instructions") else ""
+                lines.append(f"  rationale {i} [{r.get('label', '')}] {r.get('strategy', '')}{flags}")
+            for failure in details.get("parse_failures") or []:
+                lines.append(f"  rationale attempt {failure.get('attempt')} failed: {failure.get('error')}")
+        elif rationales:
+            lines.append(f"  {len(rationales)} rationale(s)" + (" (fallback: the query)" if details.get("fallback") else ""))
+        for flag in details.get("flags") or []:
+            lines.append(f"  flag {str(flag.get('chunk_id', '?'))[:12]} {flag.get('type')}: {flag.get('reason', '')}")
+    return lines
+
+
 def run(
     config: ConfigArg,
     set_: SetOpt = None,
@@ -101,6 +133,8 @@ def run(
 
     def on_answer(query: Query, answer: Answer) -> None:
         typer.echo(format_answer(query, answer))
+        for line in format_trace(answer, full=False):  # selector links' counts and flags (e.g. verifier)
+            typer.echo(line)
         typer.echo("")
 
     result = run_config(config, set_ or [], out=out, rebuild=rebuild, no_cache=no_cache, data_root=data_root,
@@ -147,6 +181,7 @@ def query(
     filter: Annotated[str | None, typer.Option("--filter", help='Metadata filter as JSON, e.g. \'{"source_id": "docs/a.md"}\'.')] = None,
     show_metadata: Annotated[bool, typer.Option("--show-metadata", help="Print each cited chunk's metadata.")] = False,
     no_cache: NoCacheOpt = False,
+    show_trace: Annotated[bool, typer.Option("--show-trace", help="Print the selector links' rationales and flags.")] = False,
 ) -> None:
     """Answer one question from the persisted index (build it first with `ragkit index` or `ragkit run`).
 
@@ -174,4 +209,7 @@ def query(
     the_query = Query.from_text(question, id="query")
     answer = pipeline.query(the_query, filter=parsed, k=k)
     typer.echo(format_answer(the_query, answer, show_metadata))
+    if show_trace:
+        for line in format_trace(answer):
+            typer.echo(line)
     typer.echo(answer.usage.summary_line())

@@ -313,27 +313,34 @@ def test_perplexity_filter_rejects_a_backend_without_token_logprobs():
 # ------------------------------------------------------------------------------------------ real model
 @pytest.mark.slow
 def test_smollm2_meteora_and_verifier_on_a_small_document():
+    """The packaged SmolLM2-135M through transformers, end to end, with small token limits.
+
+    The verifier runs unconstrained here (``structured: false``) to keep the test short on a shared
+    CPU; whatever the 135M model writes, every chunk ends accepted or flagged with a type and reason.
+    """
     from ragkit import Pipeline
 
-    text = ("# Lease\n\nThe lease starts on 1 March 2020 and runs for two years.\n\n"
-            "The monthly rent is 900 euros, paid on the first day of each month.\n\n"
+    text = ("# Lease\n\nThe lease starts on 1 March 2020 and runs for two years. The monthly rent is 900 euros.\n\n"
             "Either party may terminate the lease with three months' written notice.\n\n"
-            "Pets are not allowed in the flat.\n\nThe tenant pays for electricity and water.\n")
+            "Pets are not allowed in the flat. The tenant pays for electricity and water.\n")
     config = {"backends": {"llm": {"default": {"type": "transformers", "model": "smollm2-135m-instruct"}},
                            "embeddings": {"default": {"type": "fake"}}},
-              "index": {"chunker": {"type": "paragraph", "max_tokens": 40}, "retriever": {"type": "bm25"},
+              "index": {"chunker": {"type": "paragraph", "max_tokens": 24}, "retriever": {"type": "bm25"},
                         "store": ":memory:"},
-              "query": {"retrieve": {"k": 3},
-                        "selector": [{"type": "meteora", "rationale_format": "tags", "max_tokens": 96,
-                                      "attempts": 1, "num_rationales": 3},
-                                     {"type": "verifier", "summary_tokens": 24, "verify_tokens": 48}],
-                        "aggregator": {"type": "stuff", "max_context_tokens": 256}}}
+              "query": {"retrieve": {"k": 2},
+                        "selector": [{"type": "meteora", "rationale_format": "tags", "max_tokens": 48,
+                                      "attempts": 1, "num_rationales": 2, "window": 0},
+                                     {"type": "verifier", "summary_tokens": 16, "verify_tokens": 32,
+                                      "structured": False}],
+                        "aggregator": {"type": "stuff", "max_context_tokens": 256, "max_new_tokens": 8}}}
     pipe = Pipeline.from_config(config)
     pipe.index([Document.from_text(text)])
     answer = pipe.query("How much notice is needed to terminate the lease?")
     stages = {s["slot"]: s for s in answer.trace["stages"]}
     details = stages["query.selector.0"]["details"]
-    assert details["rationales"] and (details["fallback"] or not details["parse_failures"] or details["attempts"] == 1)
+    assert details["rationales"] and details["attempts"] == 1
+    assert details["fallback"] == bool(details["parse_failures"])
     verifier = stages["query.selector.1"]["details"]
     assert verifier["accepted"] + verifier["flagged"] == len(stages["query.selector.0"]["ids"])
     assert all(f["type"] and f["reason"] for f in verifier["flags"])
+    json.dumps(answer.trace)
