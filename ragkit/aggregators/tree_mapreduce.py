@@ -98,6 +98,21 @@ class _Node:
         return [self, *[n for c in self.children for n in c.walk()]]
 
 
+def _first_sentence(text: str, words: int = 12) -> str:
+    """The first sentence of free text, at most ``words`` words (the fallback answer of an unparsable output).
+
+    Example:
+        >>> _first_sentence("  The answer is Rome. It is in Italy.")
+        'The answer is Rome'
+    """
+    import re
+
+    first = re.split(r"(?<=[.!?])\s|\n", text.strip(), maxsplit=1)[0]
+    if not re.search(r"\w", first):
+        return ""
+    return " ".join(first.split()[:words]).strip(" .\"'*")
+
+
 def planned_calls(node: _Node) -> int:
     """LLM calls the schedule needs for ``node``'s subtree without failures or retries.
 
@@ -125,6 +140,9 @@ class TreeMapReduceAggregator(Aggregator):
         temperature: sampling temperature (0: greedy and cacheable; the authors used 0.5).
         output: ``auto`` (JSON when the backend constrains output, else markers), ``markers`` or ``json``.
         max_retries: re-asks per node when its output cannot be parsed.
+        free_text_fallback: a node whose output stays unparsable but is not empty is still counted as
+            failed, and its first sentence is kept as a low-confidence answer (confidence unknown) instead
+            of nothing: small models often answer without the format.
 
     Example:
         >>> from ragkit.testing.fakes import FakeLLM
@@ -147,6 +165,7 @@ class TreeMapReduceAggregator(Aggregator):
         temperature: Annotated[float, Field(ge=0)] = 0.0,
         output: Literal["auto", "markers", "json"] = "auto",
         max_retries: Annotated[int, Field(ge=0, le=5)] = 1,
+        free_text_fallback: bool = True,
     ) -> None:
         self.llm = llm
         self.scope = scope
@@ -157,6 +176,7 @@ class TreeMapReduceAggregator(Aggregator):
         self.temperature = temperature
         self.output = output
         self.max_retries = max_retries
+        self.free_text_fallback = free_text_fallback
 
     def _load(self) -> None:
         from ragkit.backends import resolve_backend
@@ -317,6 +337,7 @@ class TreeMapReduceAggregator(Aggregator):
                     continue
                 out[node.key] = None
                 rec["error"] = f"unparsable output: {completion.text[:160]!r}"
+                rec["last_text"] = completion.text
                 if attempt < self.max_retries:
                     rec["retries"] = rec.get("retries", 0) + 1
                     state["retries"] += 1
@@ -326,6 +347,15 @@ class TreeMapReduceAggregator(Aggregator):
             pending = retry
         for node, _ in jobs:
             out.setdefault(node.key, None)
+            last = node.record.pop("last_text", None)
+            if out[node.key] is None and last and self.free_text_fallback:
+                sentence = _first_sentence(last)
+                if sentence:
+                    node.record["free_text"] = True
+                    state["free_text"] += 1
+                    out[node.key] = Rationale(key_info="", reasoning=" ".join(last.split())[:600], answer=sentence,
+                                              confidence=None, raw=last)
+                    node.record["failed_parse"] = True
         return out
 
     # ----------------------------------------------------------------- the schedule
@@ -355,6 +385,10 @@ class TreeMapReduceAggregator(Aggregator):
             if reduce_jobs:
                 reduced = self._run(reduce_jobs, state)
                 for node, _ in reduce_jobs:
+                    if node.record.pop("free_text", False):  # a free-text Reduce: the best child goes on
+                        state["free_text"] -= 1
+                        reduced[node.key] = None
+                        node.record["failed_parse"] = True
                     if reduced[node.key] is None:  # a failed Reduce: the most confident child goes on
                         node.record["reduce_failed"] = True
                         state["failed"] += 1
@@ -376,6 +410,9 @@ class TreeMapReduceAggregator(Aggregator):
                 op = node.record.get("op")
                 node.record["op"] = "map" if node.is_leaf else f"{op}+map"
                 result = mapped.get(node.key)
+                if node.record.get("free_text"):
+                    state["failed"] += 1
+                    node.record["failed"] = True
                 if result is None:
                     state["failed"] += 1
                     node.record["failed"] = True
@@ -399,7 +436,7 @@ class TreeMapReduceAggregator(Aggregator):
             node = self._from_tree(tree, chunks, wanted, context) if tree is not None else None
             roots.append(node if node is not None else self._flat(doc_id, chunks, wanted))
         state: dict[str, Any] = {"calls": 0, "prompt_tokens": 0, "completion_tokens": 0, "cached": 0, "retries": 0,
-                                 "failed": 0, "visited": []}
+                                 "failed": 0, "free_text": 0, "visited": []}
         trace: dict[str, Any] = {"scope": self.scope, "calls_budget": self.max_llm_calls, "documents": doc_ids,
                                  "output": "json" if self.json_ else "markers"}
         if not roots:
@@ -421,7 +458,7 @@ class TreeMapReduceAggregator(Aggregator):
                     chunks.append(by_id.get(chunk.id) or ScoredChunk(chunk, 0.0, "tree"))
         trace["tree"] = {**{k: v for k, v in trace.items()}, "planned_calls": planned, "collapsed_levels": collapsed,
                          "degraded": collapsed > 0, "calls_used": state["calls"], "cached_calls": state["cached"],
-                         "retries": state["retries"], "failed": state["failed"],
+                         "retries": state["retries"], "failed": state["failed"], "free_text_answers": state["free_text"],
                          "failed_nodes": [r["id"] for r in state["visited"] if r.get("failed")],
                          "confidence": result.confidence if result else None,
                          "confidence_norm": result.confidence_norm if result else None,

@@ -111,7 +111,8 @@ def test_skip_when_all_children_failed_and_failures_are_reported():
     llm = FakeLLM(mode="function", function=scripted([
         (r"Birds sing at dawn", rationale("at dawn", 9)), (r"Title: Birds", rationale("at dawn", 9)),
         (r"Cats|Dogs", "I do not know."), (r"Title: Guide", rationale("dawn", 7))]))
-    answer = TreeMapReduceAggregator(llm=llm, output="markers", scope="document", max_retries=1).aggregate(
+    answer = TreeMapReduceAggregator(llm=llm, output="markers", scope="document", max_retries=1,
+                                     free_text_fallback=False).aggregate(
         Q, [ScoredChunk(c, 1.0) for c in chunks], context=context)
     by_title = {r["title"]: r for r in answer.trace["tree"]["visited"] if r["title"]}
     assert by_title["Cats"]["op"] == "skip" and by_title["Dogs"]["op"] == "skip"
@@ -196,3 +197,12 @@ def test_marker_parsing_is_lenient():
     assert parse_json_rationale('{"answer": ""}') is None
     assert parse_json_rationale("Answer: Rome\nConfidence: 3").answer == "Rome"
     assert confidence_value("10/10") == 10.0 and confidence_value("-") is None
+
+
+def test_free_text_fallback_keeps_an_answer_but_counts_the_failure():
+    doc, chunks = doc_and_chunks()
+    llm = FakeLLM(mode="fixed", responses=["Birds sing at dawn. They are loud."])
+    answer = TreeMapReduceAggregator(llm=llm, output="markers", max_retries=0).aggregate(Q, [ScoredChunk(chunks[3], 1.0)])
+    tree = answer.trace["tree"]
+    assert answer.text == "Birds sing at dawn" and tree["failed"] == 1 and tree["free_text_answers"] == 1
+    assert tree["confidence"] is None
