@@ -319,6 +319,11 @@ def answer_row(q: EvalQuestion, answer: Answer) -> dict[str, Any]:
     context = "\n\n".join(s.chunk.text for s in answer.chunks)
     row = {"corpus": q.corpus, "llm_calls": answer.usage.llm_calls,
            "prompt_tokens": answer.usage.prompt_tokens, "completion_tokens": answer.usage.completion_tokens}
+    # requests including cache hits (what a cold run makes) and the question's wall time
+    row.update(llm_requests=answer.usage.llm_calls + answer.usage.cached_calls, wall_s=answer.usage.wall_time_s)
+    tree = answer.trace.get("tree") if isinstance(answer.trace, Mapping) else None
+    if isinstance(tree, Mapping):  # tree aggregators: nodes visited and failed
+        row.update(tree_nodes=tree.get("nodes", 0), tree_failed=tree.get("failed", 0))
     if q.answers:
         row.update(em=M.exact_match(answer.text, q.answers), f1=M.token_f1(answer.text, q.answers),
                    answer_in_context=M.answer_in_context(context, q.answers))
