@@ -119,7 +119,28 @@ def test_malformed_yaml_names_line(tmp_path: Path):
 def test_yaml_tags_are_refused(tmp_path: Path):
     path = tmp_path / "tag.yaml"
     path.write_text("index: !!python/object/apply:os.system ['true']\n", encoding="utf-8")
-    with pytest.raises(ConfigError, match="malformed YAML"):
+    with pytest.raises(ConfigError, match=r"line 1: YAML tag '!!python/object/apply:os.system' is not allowed"):
+        load_config(path)
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("a: !!binary aGVsbG8=\n", "YAML tag '!!binary' is not allowed"),
+    ("a: !!set {x, y}\n", "YAML tag '!!set' is not allowed"),
+    ("index: {store: a}\nindex: {store: b}\n", "line 2: duplicate key 'index'"),
+    ("a: &a [*a]\n", "recursive alias"),
+    ("a: " + "9" * 5000 + "\n", "an integer with 5000 digits"),
+    ("a: " + "[" * 2000 + "]" * 2000 + "\n", "nests too deeply|nesting deeper than"),
+    ("a: &a [x, x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
+     "c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\n"
+     "e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d]\nf: [*e, *e, *e, *e, *e, *e, *e, *e, *e, *e]\n",
+     "expands to more than 100,000 values"),
+])
+def test_hostile_yaml_is_a_clean_config_error(tmp_path: Path, text: str, message: str):
+    """Issue 13 (6, 7, 13): alias bombs, recursive aliases, deep nesting, huge integers, duplicate keys and
+    tags used to hang, crash with a traceback or pass silently; each is now one ConfigError with a line."""
+    path = tmp_path / "hostile.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError, match=message):
         load_config(path)
 
 
