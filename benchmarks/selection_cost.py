@@ -1,29 +1,32 @@
-"""What CORAG's search costs: the authors' cost profile against ragkit's optimised ``corag``, same picks.
+"""What CORAG's search costs: the authors' cost profile against ragkit's levers, one at a time, same picks.
 
-Both run the same search (METHODS.md §3.3, same profile, seed and hyper-parameters) over the same
-retrieved candidates with the same scorer; they differ only in cost switches:
+Every profile runs the same search (METHODS.md §3.3, same profile, seed and hyper-parameters) over the
+same retrieved candidates with the same scorer and the same loaded model; they differ only in cost
+switches, each adding one lever to the previous:
 
-- **authors** (``prune=False, cache_scores=False, batch=False``): every unused chunk becomes a child
-  and is scored, over-budget ones included (the CARROT code never prunes by budget), one scorer
-  pass per child, nothing remembered between searches;
-- **optimised** (the defaults): children that cannot fit are never created, each expansion is one
-  batched scorer call, scores are cached by (question, ordered chunk ids) on the selector.
+- **authors** (``prune=False, batch=False, cache_scores=False``): the CARROT code's cost: every unused
+  chunk becomes a child and is scored, over-budget ones included, one scorer pass per child;
+- **paper**: + ``prune`` (only children that fit are created and scored, as the paper describes);
+- **batched**: + ``batch`` (one scorer call per expansion), the backend's prefix reuse off;
+- **prefix**: + the transformers backend's shared-prefix KV reuse (all children of an expansion
+  extend the same parent text, which runs once);
+- **optimised**: + ``cache_scores`` (scores cached by question and ordered chunk ids on the selector:
+  a second search of the same question re-scores nothing it has seen). The ragkit defaults.
 
-Two scenarios per question: ``single`` (one search with the given settings) and ``grid`` (a small
-grid of (c, iterations), as the configuration agent's label search runs it; the optimised selector
-reuses its cache across the grid). Reported: agreement of the picked combination, scorer calls,
-scored texts, scored tokens (MiniLM tokens of the scored combinations), LM tokens processed by the
-backend (``--scorer smollm2``), wall time, and the ratios optimised / authors.
-
-The backend is used **without** the LLM call cache, so both profiles pay for every pass they make.
-Candidates: ragkit's own docs chunked by the recursive chunker and retrieved by BM25 for the
-quickstart questions (no embedding model needed).
+Two scenarios: ``single`` (one search per question) and ``grid`` (a (c, iterations) grid per
+question, as the configuration agent's label search runs it; the cache lives across the grid).
+**Scored tokens are LM tokens actually run through the model** (the backend's recorded prompt
+tokens: a reused prefix counts once); ``comb_tokens`` is the MiniLM size of the scored combinations.
+Reported per profile: agreement of the picked combination with the authors' profile, scorer calls,
+scored texts, LM tokens, wall time, and ratios against the authors' profile. The backend is used
+**without** the LLM call cache, so every profile pays for every pass it makes. Candidates: ragkit's
+own docs chunked by the recursive chunker and retrieved by BM25 for the quickstart questions.
 
 CPU, SmolLM2-135M (packaged) as query_likelihood's LM::
 
-    python benchmarks/selection_cost.py --scorer smollm2 --questions 3 --k 6 --budget 400 --iterations 4
+    python benchmarks/selection_cost.py --scorer smollm2 --questions 4 --k 10 --budget 1000 --iterations 10
 
-Fast, deterministic (FakeLLM log-probabilities through the same scorer code)::
+Fast, deterministic (FakeLLM log-probabilities through the same scorer code; no prefix reuse)::
 
     python benchmarks/selection_cost.py --scorer fake --questions 5 --k 12 --budget 600 --iterations 10
 
@@ -50,7 +53,14 @@ from ragkit.selectors.corag import CoragSelector  # noqa: E402
 from ragkit.types import Query  # noqa: E402
 from ragkit.usage import usage_scope  # noqa: E402
 
-AUTHORS = {"prune": False, "cache_scores": False, "batch": False}
+PROFILES: dict[str, dict[str, Any]] = {
+    "authors": {"prune": False, "batch": False, "cache_scores": False, "prefix_reuse": False},
+    "paper": {"prune": True, "batch": False, "cache_scores": False, "prefix_reuse": False},
+    "batched": {"prune": True, "batch": True, "cache_scores": False, "prefix_reuse": False},
+    "prefix": {"prune": True, "batch": True, "cache_scores": False, "prefix_reuse": True},
+    "optimised": {"prune": True, "batch": True, "cache_scores": True, "prefix_reuse": True},
+}
+METRICS = ("scorer_calls", "scored_texts", "comb_tokens", "lm_tokens", "seconds")
 
 
 def candidates_for(questions: list[str], k: int, max_tokens: int) -> list[tuple[Query, list[Any]]]:
@@ -65,24 +75,26 @@ def candidates_for(questions: list[str], k: int, max_tokens: int) -> list[tuple[
     return [(Query.from_text(q), pipe.retrieve(q, k=k)) for q in questions]
 
 
-def make_llm(kind: str) -> Any:
+def make_llm(kind: str, threads: int | None) -> Any:
     if kind == "fake":
         from ragkit.testing import FakeLLM
 
         return FakeLLM()
     from ragkit.llm.transformers_backend import TransformersLLM
 
-    llm = TransformersLLM(model="smollm2-135m-instruct", device="cpu")
+    llm = TransformersLLM(model="smollm2-135m-instruct", device="cpu", num_threads=threads)
     llm.warm_up()
-    return llm  # unwrapped: no call cache, so both profiles pay for every pass
+    return llm  # unwrapped: no call cache, so every profile pays for every pass
 
 
 def run_profile(name: str, items: list[tuple[Query, list[Any]]], configs: list[dict[str, Any]], llm: Any,
                 base: dict[str, Any]) -> dict[str, Any]:
-    extra = AUTHORS if name == "authors" else {}
-    selector = CoragSelector(scorer=QueryLikelihoodScorer(llm=llm), **base, **extra)  # one selector: its cache lives on
+    switches = dict(PROFILES[name])
+    llm.prefix_reuse = switches.pop("prefix_reuse")  # the backend lever (an attribute of the loaded model)
+    selector = CoragSelector(scorer=QueryLikelihoodScorer(llm=llm), **base, **switches)  # its cache lives on
     picks: list[list[str]] = []
-    totals = {"scorer_calls": 0, "scored_texts": 0, "scored_tokens": 0, "cache_hits": 0, "iterations": 0}
+    totals = {"scorer_calls": 0, "scored_texts": 0, "comb_tokens": 0, "lm_tokens": 0, "cache_hits": 0,
+              "iterations": 0}
     start = time.perf_counter()
     with usage_scope() as usage:
         for query, cands in items:
@@ -93,9 +105,11 @@ def run_profile(name: str, items: list[tuple[Query, list[Any]]], configs: list[d
                 trace = selector.trace()
                 picks.append([s.chunk.id for s in picked])
                 for key in totals:
-                    totals[key] += int(trace[key])
-    return {"profile": name, "picks": picks, **totals, "lm_tokens": usage.prompt_tokens,
-            "seconds": time.perf_counter() - start}
+                    totals[key] += int(trace["scored_tokens" if key == "comb_tokens" else key])
+    seconds = time.perf_counter() - start
+    print(f"  {name}: {totals['lm_tokens']} LM tokens, {totals['scorer_calls']} calls, {seconds:.1f} s", file=sys.stderr,
+          flush=True)
+    return {"profile": name, "picks": picks, **totals, "backend_tokens": usage.prompt_tokens, "seconds": seconds}
 
 
 def main() -> None:
@@ -108,47 +122,50 @@ def main() -> None:
     parser.add_argument("--chunk-tokens", type=int, default=120)
     parser.add_argument("--profile", choices=["paper", "code"], default="paper")
     parser.add_argument("--grid", default="1.5:5,2.4:5,1.5:10,2.4:10", help="c:iterations pairs for the grid scenario")
+    parser.add_argument("--scenarios", default="single,grid")
+    parser.add_argument("--profiles", default=",".join(PROFILES))
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (shared machines: 1)")
     args = parser.parse_args()
 
     questions = [json.loads(line)["question"] for line in
                  (REPO / "configs" / "quickstart-questions.jsonl").read_text().splitlines() if line.strip()]
     items = candidates_for(questions[: args.questions], args.k, args.chunk_tokens)
-    llm = make_llm(args.scorer)
+    llm = make_llm(args.scorer, args.threads)
     base = {"budget": args.budget, "iterations": args.iterations, "max_candidates": args.k,
             "profile": args.profile, "seed": 0}
     grid = [{"c": float(c), "iterations": int(i)} for c, i in (p.split(":") for p in args.grid.split(","))]
-    scenarios = {"single": [{}], "grid": grid}
+    scenarios = {name: cfg for name, cfg in {"single": [{}], "grid": grid}.items() if name in args.scenarios.split(",")}
+    names = [n for n in PROFILES if n in args.profiles.split(",")]
 
     rows = []
     for scenario, configs in scenarios.items():
-        results = {name: run_profile(name, items, configs, llm, base) for name in ("authors", "optimised")}
-        a, o = results["authors"], results["optimised"]
-        agree = sum(x == y for x, y in zip(a["picks"], o["picks"])) / max(1, len(a["picks"]))
-        row = {"scenario": scenario, "searches": len(a["picks"]), "agreement": agree}
-        for key in ("scorer_calls", "scored_texts", "scored_tokens", "lm_tokens", "seconds"):
-            row[f"authors_{key}"] = a[key]
-            row[f"optimised_{key}"] = o[key]
-            row[f"ratio_{key}"] = (o[key] / a[key]) if a[key] else None
-        row["optimised_cache_hits"] = o["cache_hits"]
-        rows.append(row)
+        results = {name: run_profile(name, items, configs, llm, base) for name in names}
+        ref = results[names[0]]
+        for name in names:
+            r = results[name]
+            agree = sum(x == y for x, y in zip(ref["picks"], r["picks"])) / max(1, len(r["picks"]))
+            row = {"scenario": scenario, "profile": name, "searches": len(r["picks"]), "agreement": agree,
+                   "cache_hits": r["cache_hits"], "backend_tokens": r["backend_tokens"]}
+            for key in METRICS:
+                row[key] = r[key]
+                row[f"ratio_{key}"] = (r[key] / ref[key]) if ref[key] else None
+            rows.append(row)
 
-    print(f"scorer: query_likelihood ({args.scorer}); {len(items)} questions, k={args.k}, budget={args.budget}, "
-          f"iterations={args.iterations}, chunks<={args.chunk_tokens} tokens, profile={args.profile}, grid={args.grid}")
-    header = f"{'scenario':8} {'searches':>8} {'agree':>6} | {'metric':13} {'authors':>10} {'optimised':>10} {'ratio':>7}"
+    print(f"scorer: query_likelihood ({args.scorer}{'=SmolLM2-135M' if args.scorer == 'smollm2' else ''}); "
+          f"{len(items)} questions, k={args.k}, budget={args.budget}, iterations={args.iterations}, "
+          f"chunks<={args.chunk_tokens} tokens, profile={args.profile}, grid={args.grid}; ratios vs {names[0]}")
+    header = (f"{'scenario':8} {'profile':10} {'agree':>6} {'calls':>6} {'texts':>6} {'lm_tokens':>10} "
+              f"{'ratio':>6} {'comb_tok':>9} {'seconds':>8} {'ratio':>6}")
     print(header)
     print("-" * len(header))
     for row in rows:
-        first = True
-        for key in ("scorer_calls", "scored_texts", "scored_tokens", "lm_tokens", "seconds"):
-            lead = f"{row['scenario']:8} {row['searches']:>8} {row['agreement']:>6.0%}" if first else " " * 24
-            ratio = row[f"ratio_{key}"]
-            fmt = (lambda v: f"{v:10.2f}") if key == "seconds" else (lambda v: f"{v:10d}")
-            print(f"{lead} | {key:13} {fmt(row[f'authors_{key}'])} {fmt(row[f'optimised_{key}'])} "
-                  f"{'' if ratio is None else f'{ratio:7.3f}'}")
-            first = False
-    info = {"machine": platform.machine(), "python": platform.python_version(), "cpus": os.cpu_count(),
-            "scorer": args.scorer, "questions": len(items), "k": args.k, "budget": args.budget,
-            "iterations": args.iterations, "chunk_tokens": args.chunk_tokens, "profile": args.profile}
+        print(f"{row['scenario']:8} {row['profile']:10} {row['agreement']:>6.0%} {row['scorer_calls']:>6d} "
+              f"{row['scored_texts']:>6d} {row['lm_tokens']:>10d} {row['ratio_lm_tokens'] or 0:>6.3f} "
+              f"{row['comb_tokens']:>9d} {row['seconds']:>8.1f} {row['ratio_seconds'] or 0:>6.3f}")
+    info = {"machine": platform.machine(), "processor": platform.processor(), "python": platform.python_version(),
+            "cpus": os.cpu_count(), "load_avg": os.getloadavg(), "scorer": args.scorer, "questions": len(items),
+            "k": args.k, "budget": args.budget, "iterations": args.iterations, "chunk_tokens": args.chunk_tokens,
+            "profile": args.profile, "threads": args.threads}
     print("RESULT " + json.dumps({**info, "rows": rows}))
 
 

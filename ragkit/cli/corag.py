@@ -15,8 +15,8 @@ Mounted by :mod:`ragkit.cli.application` as ``app.add_typer(corag_app, name="cor
   calls, LM tokens, p50 selection latency. The table goes to stdout, ``results.json`` to ``--out``.
 
 Example (shell):
-    ragkit corag train configs/eval/selection.yaml --holdout 10 --train 20
-    ragkit corag eval configs/eval/selection.yaml --limit 10
+    ragkit corag train configs/eval/selection.yaml --holdout 3 --train 6
+    ragkit corag eval configs/eval/selection.yaml --limit 3
 """
 
 from __future__ import annotations
@@ -127,12 +127,12 @@ def train_command(
     out: Annotated[Path, typer.Option("--out", help="Artifact path (JSON; weights go next to it as .npz).")] = DEFAULT_AGENT,
     dataset: Annotated[str | None, typer.Option("--dataset", help="Train on this dataset of the experiment "
                                                                   "(default: hipporag_multihop if named, else the first).")] = None,
-    holdout: Annotated[int, typer.Option("--holdout", min=1, help="First N questions per corpus: held out, reported on.")] = 10,
-    train: Annotated[int, typer.Option("--train", min=2, help="The next N questions per corpus: training.")] = 20,
+    holdout: Annotated[int, typer.Option("--holdout", min=1, help="First N questions per corpus: held out, reported on.")] = 3,
+    train: Annotated[int, typer.Option("--train", min=2, help="The next N questions per corpus: training.")] = 6,
     scorers: Annotated[str, typer.Option("--scorers", help="Scorer types of the grid (comma-separated).")] = "embedding,query_likelihood",
     c: Annotated[str, typer.Option("--c", help="UCB exploration constants of the grid.")] = "0.5,2.4",
-    lambdas: Annotated[str, typer.Option("--lambda", help="Cost weights of the grid.")] = "0.1,1.0",
-    iterations: Annotated[str, typer.Option("--iterations", help="MCTS iterations of the grid.")] = "2,5",
+    lambdas: Annotated[str, typer.Option("--lambda", help="Cost weights of the grid.")] = "0.1",
+    iterations: Annotated[str, typer.Option("--iterations", help="MCTS iterations of the grid.")] = "1,3",
     budget: Annotated[int, typer.Option("--budget", min=1, help="Token budget of every search.")] = 1000,
     max_candidates: Annotated[int, typer.Option("--max-candidates", min=1, help="Candidates searched.")] = 10,
     candidates: Annotated[int, typer.Option("--candidates", min=1, help="Candidates retrieved per question.")] = 30,
