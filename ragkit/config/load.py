@@ -135,7 +135,20 @@ class _Checker:
             self.reference(normalised.get(name), ref_kind, f"{path}.{name}", backends)
         self.capabilities(cls, type_name, normalised, path, backends)
         self.nested(cls, normalised, path, backends)
+        self.construct(cls, normalised, path)
         return normalised
+
+    def construct(self, cls: type, spec: Mapping[str, Any], path: str) -> None:
+        """Build the stage once, so checks that span parameters fail at validate time, not at run time.
+
+        Constructors only store and check their parameters (no I/O), e.g. ``overlap_tokens < max_tokens``.
+        """
+        try:
+            cls(**{k: v for k, v in spec.items() if k != "type"})
+        except ConfigError as exc:
+            self.add(path, str(exc))
+        except Exception:  # anything else is the run's business, not the config's
+            pass
 
     def nested(self, cls: type, params: dict[str, Any], path: str, backends: Mapping[str, Mapping[str, Any]]) -> None:
         """Validate (and normalise in place) the nested stage specs of ``cls`` (e.g. ``corag``'s ``scorer``)."""
@@ -204,6 +217,7 @@ def validate_config(data: Any, registry: Registry | None = None, lines: Mapping[
         _raise(checker, source)
     cfg = _plain(model.model_dump())
     _check_stages(checker, cfg)
+    _check_filter(checker, cfg)
     if checker.problems:
         _raise(checker, source)
     return cfg
@@ -277,6 +291,19 @@ def _check_stages(checker: _Checker, cfg: dict[str, Any], skip_reported: bool = 
     checker.reference(embedder, "embedder", "index.embedder", backends)
     if isinstance(embedder, Mapping):
         cfg["index"]["embedder"] = checker.stage(embedder, "embedder", "index.embedder", {}) or embedder
+
+
+def _check_filter(checker: _Checker, cfg: dict[str, Any]) -> None:
+    """Compile ``query.retrieve.filter`` (unknown operators are reported at validate time)."""
+    spec = ((cfg.get("query") or {}).get("retrieve") or {}).get("filter")
+    if not spec:
+        return
+    from ragkit.retrievers.filters import compile_filter
+
+    try:
+        compile_filter(spec)
+    except ConfigError as exc:
+        checker.add("query.retrieve.filter", str(exc))
 
 
 def _check_context_needs(checker: _Checker, cfg: dict[str, Any]) -> None:

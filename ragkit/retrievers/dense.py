@@ -34,7 +34,7 @@ from pydantic import Field
 from ragkit._lazy import require
 from ragkit.errors import ConfigError, IndexStoreError
 from ragkit.retrievers.base import Retriever, top_k_indices
-from ragkit.retrievers.views import EmbeddingView, ViewName, make_view, view_class
+from ragkit.retrievers.views import EmbeddingView, ViewName, make_view
 from ragkit.stage import EmbedderRef
 from ragkit.store.atomic import atomic_open, atomic_write_json, atomic_write_npy, read_json, read_npy
 from ragkit.types import Chunk, Query
@@ -84,7 +84,7 @@ class DenseRetriever(Retriever):
         self.ef_search = ef_search
         self.ivf_nlist = ivf_nlist
         self.ivf_nprobe = ivf_nprobe
-        view_class(view)  # an unknown name fails here with the registry's "Did you mean ...?" message
+        make_view(view, view_options)  # unknown names and bad options fail here (the registry says "Did you mean ...?")
 
     def _load(self) -> None:
         self.faiss_ = require("faiss", "retrieval", "dense retrieval")

@@ -36,7 +36,7 @@ from ragkit.errors import ConfigError
 from ragkit.retrievers.base import Retriever
 from ragkit.retrievers.bm25 import BM25Retriever
 from ragkit.retrievers.dense import DenseRetriever
-from ragkit.retrievers.views import ViewName
+from ragkit.retrievers.views import ViewName, make_view
 from ragkit.stage import EmbedderRef, validate_params
 from ragkit.types import Chunk, Query
 
@@ -126,6 +126,7 @@ class HybridRetriever(Retriever):
         self.fetch_k = fetch_k
         self.bm25 = bm25
         self.dense = dense
+        make_view(view, view_options)  # bad view names and options fail at validate time, not at index time
         validate_params(BM25Retriever, dict(bm25 or {}), "index.retriever.bm25")
         validate_params(DenseRetriever, {**(dense or {}), "view": view, "view_options": view_options},
                         "index.retriever.dense")

@@ -162,3 +162,17 @@ def test_cache_mode_off_survives_yaml_booleans(tmp_path: Path):
     assert load_config(path)["cache"]["mode"] == "off"
     with pytest.raises(ConfigError, match="cache.mode"):
         load_config({}, overrides=["cache.mode=on"])
+
+
+@pytest.mark.parametrize(("config", "path", "message"), [
+    ({"index": {"chunker": {"type": "token", "max_tokens": 10, "overlap_tokens": 10}}},
+     "index.chunker", "overlap_tokens \\(10\\) must be smaller"),
+    ({"query": {"retrieve": {"filter": {"year": {"gtee": 3}}}}}, "query.retrieve.filter", "unknown filter operator 'gtee'"),
+    ({"index": {"retriever": {"type": "hybrid", "view": "prefix_fusion", "view_options": {"max_prefix_chars": -1}}}},
+     "index.retriever", "max_prefix_chars must be an integer >= 0"),
+])
+def test_validate_catches_what_the_run_would_refuse(config, path, message):
+    """Issue 13 (13): these passed `ragkit validate` and failed `ragkit run`."""
+    with pytest.raises(ConfigError, match=message) as info:
+        load_config(config)
+    assert path in {p[0] for p in info.value.problems}
