@@ -45,7 +45,7 @@ from tqdm.auto import tqdm
 
 from ragkit.errors import IndexStoreError, StageError
 from ragkit.paths import indexes_dir
-from ragkit.stage import Component, call_stage, collaborator_params, source_fingerprint
+from ragkit.stage import Component, call_stage, collaborator_params, nested_stage_params, source_fingerprint
 from ragkit.store.store import MEMORY, IndexStore
 from ragkit.types import Chunk, DocTree, Document, Usage, sha256_hex
 from ragkit.usage import UsageBook
@@ -96,11 +96,18 @@ def index_config(config: Mapping[str, Any], registry: Any) -> dict[str, Any]:
               *[("enricher", s) for s in index["enrichers"]]]
     if index.get("tree"):
         stages.append(("tree", index["tree"]))
-    for kind, spec in stages:
+    def walk(kind: str, spec: Mapping[str, Any]) -> None:
         cls = registry.get(kind, spec["type"])
         fingerprint(kind, spec)
         for param, ref_kind in collaborator_params(cls).items():
             note("llm" if ref_kind == "llm" else "embeddings", spec.get(param))
+        for param, nested_kind in nested_stage_params(cls).items():  # e.g. the cluster tree's base builder
+            nested = spec.get(param)
+            if isinstance(nested, Mapping) and isinstance(nested.get("type"), str):
+                walk(nested_kind, nested)
+
+    for kind, spec in stages:
+        walk(kind, spec)
     if isinstance(index["embedder"], Mapping):
         fingerprint("embedder", index["embedder"])
     for section, specs in used.items():

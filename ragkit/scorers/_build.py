@@ -66,12 +66,12 @@ def scorer_type(spec: Any) -> str:
         return spec
     if isinstance(spec, Mapping):
         return str(spec.get("type", "?"))
-    from ragkit.registry import default_registry
+    from ragkit._builtins import BUILTINS
 
     path = f"{type(spec).__module__}:{type(spec).__qualname__}"
-    for entry in default_registry().entries("scorer"):
-        if entry.import_path == path:
-            return entry.name  # an instance the pipeline built from a spec keeps its registered name
+    for name, (target, _extra, _description) in BUILTINS["scorer"].items():
+        if target == path:
+            return name  # an instance the pipeline built from a spec keeps its registered name
     return type(spec).__name__
 
 
