@@ -35,6 +35,17 @@ class UsesBackends:
         """Called by the pipeline after construction; collaborators built later use this runtime."""
         self.runtime_ = runtime
 
+    def _llm_with(self, capability: str, stage: str, hint: str) -> Any:
+        """The resolved ``llm`` collaborator, or a CapabilityError when it lacks ``capability``."""
+        from ragkit.errors import CapabilityError
+
+        llm = self._resolve(getattr(self, "llm"), "llm")  # noqa: B009 - mixin: the stage defines llm
+        supports = getattr(llm, "supports", None)
+        if callable(supports) and not supports(capability):
+            raise CapabilityError(f"{stage} needs an LLM with {capability!r}; "
+                                  f"{getattr(llm, 'name', type(llm).__name__)} lacks it ({hint})")
+        return llm
+
     def _resolve(self, ref: Any, kind: str) -> Any:
         runtime = self.runtime_
         return resolve_collaborator(ref, kind, registry=getattr(runtime, "registry", None),

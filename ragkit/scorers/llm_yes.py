@@ -59,13 +59,7 @@ class LLMYesScorer(UsesBackends, Scorer):
         for field in ("{text}", "{question}"):
             if field not in self.template:
                 raise CapabilityError(f"llm_yes: template {self.template!r} must contain {field!r}")
-        llm = self._resolve(self.llm, "llm")
-        supports = getattr(llm, "supports", None)
-        if callable(supports) and not supports(NEXT_TOKEN_PROBS):
-            raise CapabilityError(
-                f"llm_yes needs an LLM with {NEXT_TOKEN_PROBS!r}; {getattr(llm, 'name', type(llm).__name__)} lacks it "
-                "(use type: transformers or llama_cpp)")
-        self.llm_ = llm
+        self.llm_ = self._llm_with(NEXT_TOKEN_PROBS, "llm_yes", "use type: transformers or llama_cpp")
 
     def requests(self, query: Query, texts: Sequence[str]) -> list[GenerationRequest]:
         """One chat request per text (the backend applies its chat template)."""

@@ -63,13 +63,8 @@ class QueryLikelihoodScorer(UsesBackends, Scorer):
     def _load(self) -> None:
         if "{text}" not in self.prompt:
             raise CapabilityError(f"query_likelihood: prompt {self.prompt!r} must contain '{{text}}'")
-        llm = self._resolve(self.llm, "llm")
-        supports = getattr(llm, "supports", None)
-        if callable(supports) and not supports(TOKEN_LOGPROBS):
-            raise CapabilityError(
-                f"query_likelihood needs an LLM with {TOKEN_LOGPROBS!r}; {getattr(llm, 'name', type(llm).__name__)} "
-                "lacks it (use type: transformers, llama_cpp, or an openai server returning prompt logprobs)")
-        self.llm_ = llm
+        self.llm_ = self._llm_with(TOKEN_LOGPROBS, "query_likelihood", "use type: transformers, llama_cpp, or an "
+                                   "openai server returning prompt logprobs")
 
     def documents(self, query: Query, texts: Sequence[str]) -> list[list[str]]:
         """The ``token_logprobs`` documents: ``[prompt with text, " " + question]`` per text."""
