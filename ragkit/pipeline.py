@@ -278,51 +278,78 @@ class Pipeline:
         self._require_index()
         return QueryContext(self.retriever.chunks_ or [], trees=self.trees_, embedder=self.embedder, usage=usage)
 
+    def select(self, query: Query | str, *, filter: Mapping[str, Any] | None = None,
+               k: int | None = None) -> list[ScoredChunk]:
+        """The query phase without aggregation: retrieve → (rerank) → select (chain).
+
+        What retriever adapters (LangChain, LlamaIndex) return: the chunks the aggregator would be given,
+        in order, so selectors such as ``corag`` or ``meteora`` apply.
+
+        Example:
+            >>> pipe = Pipeline.from_config({
+            ...     "backends": {"llm": {"default": {"type": "fake"}}, "embeddings": {"default": {"type": "fake"}}},
+            ...     "index": {"chunker": {"type": "sentence", "max_tokens": 6}, "retriever": {"type": "bm25"},
+            ...               "store": ":memory:"}, "query": {"selector": {"type": "top_k", "k": 1}}})
+            >>> _ = pipe.index([Document.from_text("Paris is in France. Rome is in Italy.")])
+            >>> [s.chunk.text for s in pipe.select("Where is Rome?")]
+            ['Rome is in Italy.']
+        """
+        query = _as_query(query)
+        with usage_scope() as total:
+            selected, _ = self._select(query, k, filter, total, {}, [])
+        return selected
+
+    def _select(self, query: Query, k: int | None, filter: Mapping[str, Any] | None, total: Usage,
+                trace: dict[str, Any], stages: list[dict[str, Any]]) -> tuple[list[ScoredChunk], Any]:
+        """Retrieve, rerank and run the selector chain; returns the selected chunks and a context factory."""
+        context: QueryContext | None = None
+
+        def context_for(stage: Any) -> dict[str, Any]:
+            nonlocal context
+            if not context_needs(stage):
+                return {}
+            if context is None:
+                context = self.query_context(total)
+            return {"context": context}
+
+        t0 = time.perf_counter()
+        candidates = self.retrieve(query, k=k, filter=filter)
+        trace["retrieve_s"] = time.perf_counter() - t0
+        trace["candidates"] = len(candidates)
+        stages.append({"slot": "query.retrieve", "ids": [s.chunk.id for s in candidates],
+                       "seconds": trace["retrieve_s"]})
+        if self.reranker is not None:
+            t0 = time.perf_counter()
+            with self.usage_book.timed("query.reranker"):
+                candidates = self._call("query.reranker", lambda: self.reranker.rerank(query, candidates))
+            trace["rerank_s"] = time.perf_counter() - t0
+            stages.append({"slot": "query.reranker", "ids": [s.chunk.id for s in candidates],
+                           "seconds": trace["rerank_s"]})
+        t0 = time.perf_counter()
+        selected = candidates
+        chain = self.selectors
+        for position, selector in enumerate(chain):
+            slot = "query.selector" if len(chain) == 1 else f"query.selector.{position}"
+            link_start = time.perf_counter()
+            with self.usage_book.timed("query.selector"):
+                previous = selected
+                selected = self._call(slot, lambda s=selector, p=previous: s.select(query, p, **context_for(s)))
+            entry: dict[str, Any] = {"slot": slot, "type": self._type_of(slot), "ids": [s.chunk.id for s in selected],
+                                     "seconds": time.perf_counter() - link_start}
+            details = selector.trace() if callable(getattr(selector, "trace", None)) else {}
+            if details:
+                entry["details"] = dict(details)
+            stages.append(entry)
+        trace["select_s"] = time.perf_counter() - t0
+        return list(selected), context_for
+
     def query(self, query: Query | str, *, filter: Mapping[str, Any] | None = None, k: int | None = None) -> Answer:
         """Answer one question: retrieve → (rerank) → select (chain) → aggregate."""
         query = _as_query(query)
         trace: dict[str, Any] = {}
         stages: list[dict[str, Any]] = []
         with usage_scope() as total:
-            context: QueryContext | None = None
-
-            def context_for(stage: Any) -> dict[str, Any]:
-                nonlocal context
-                if not context_needs(stage):
-                    return {}
-                if context is None:
-                    context = self.query_context(total)
-                return {"context": context}
-
-            t0 = time.perf_counter()
-            candidates = self.retrieve(query, k=k, filter=filter)
-            trace["retrieve_s"] = time.perf_counter() - t0
-            trace["candidates"] = len(candidates)
-            stages.append({"slot": "query.retrieve", "ids": [s.chunk.id for s in candidates],
-                           "seconds": trace["retrieve_s"]})
-            if self.reranker is not None:
-                t0 = time.perf_counter()
-                with self.usage_book.timed("query.reranker"):
-                    candidates = self._call("query.reranker", lambda: self.reranker.rerank(query, candidates))
-                trace["rerank_s"] = time.perf_counter() - t0
-                stages.append({"slot": "query.reranker", "ids": [s.chunk.id for s in candidates],
-                               "seconds": trace["rerank_s"]})
-            t0 = time.perf_counter()
-            selected = candidates
-            chain = self.selectors
-            for position, selector in enumerate(chain):
-                slot = "query.selector" if len(chain) == 1 else f"query.selector.{position}"
-                link_start = time.perf_counter()
-                with self.usage_book.timed("query.selector"):
-                    previous = selected
-                    selected = self._call(slot, lambda s=selector, p=previous: s.select(query, p, **context_for(s)))
-                entry: dict[str, Any] = {"slot": slot, "type": self._type_of(slot), "ids": [s.chunk.id for s in selected],
-                                         "seconds": time.perf_counter() - link_start}
-                details = selector.trace() if callable(getattr(selector, "trace", None)) else {}
-                if details:
-                    entry["details"] = dict(details)
-                stages.append(entry)
-            trace["select_s"] = time.perf_counter() - t0
+            selected, context_for = self._select(query, k, filter, total, trace, stages)
             t0 = time.perf_counter()
             aggregator = self.aggregator
             with self.usage_book.timed("query.aggregator"):
