@@ -76,6 +76,25 @@ class Pipeline:
         """Build from a (possibly partial) config mapping; defaults are filled in."""
         return cls(load_config(config, overrides, registry), registry, name=name)
 
+    def fork(self, config: Mapping[str, Any] | None = None) -> Pipeline:
+        """A pipeline with its own stages and index that shares this one's loaded backends.
+
+        ``config`` (normalised, e.g. from :func:`ragkit.config.load.load_config`) defaults to this
+        pipeline's; backends are shared only when its ``backends`` section is the same. ``ragkit serve``
+        indexes into a fork while readers keep querying the committed pipeline.
+
+        Example:
+            >>> pipe = Pipeline.from_config({"backends": {"embeddings": {"default": {"type": "fake"}}}})
+            >>> twin = pipe.fork()
+            >>> twin.embedder is pipe.embedder, twin.retriever is pipe.retriever
+            (True, False)
+        """
+        twin = Pipeline(self.config if config is None else config, self.registry, name=self.name,
+                        base_dir=self.base_dir, data_root=self.runtime.data_root)
+        if twin.config["backends"] == self.config["backends"]:
+            twin._backends = self._backends
+        return twin
+
     def to_config(self) -> dict[str, Any]:
         """The normalised config: ``from_config(p.to_config()).to_config() == p.to_config()``."""
         return copy.deepcopy(self.config)

@@ -16,6 +16,7 @@ from ragkit.cli.corag import corag_app
 from ragkit.cli.eval import eval_command
 from ragkit.cli.models import models_app
 from ragkit.cli.pipeline_commands import index, query, run
+from ragkit.cli.serve import serve_command
 from ragkit.cli.tree import tree_command
 from ragkit.cli.validate import validate_command
 from ragkit.errors import RagkitError
@@ -32,6 +33,7 @@ app.command("components")(components_command)
 app.command("run")(run)
 app.command("index")(index)
 app.command("query")(query)
+app.command("serve")(serve_command)
 app.add_typer(models_app, name="models")
 app.command("eval")(eval_command)
 app.add_typer(corag_app, name="corag")
