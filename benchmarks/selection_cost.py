@@ -30,6 +30,14 @@ Fast, deterministic (FakeLLM log-probabilities through the same scorer code; no 
 
     python benchmarks/selection_cost.py --scorer fake --questions 5 --k 12 --budget 600 --iterations 10
 
+GPU, a larger model shape with random weights through ragkit's own backend (costs and agreement are
+what is measured; random weights make the scores meaningless but deterministic). The candidates are
+retrieved once on a machine with the full install and carried as JSON; the tokenizer is SmolLM2's::
+
+    python benchmarks/selection_cost.py --save-candidates cands.json --questions 5 --k 10 --chunk-tokens 200
+    python benchmarks/selection_cost.py --candidates cands.json --shape qwen2-0.5b --device cuda \
+        --tokenizer DIR_WITH_tokenizer.json --k 10 --budget 1000 --iterations 10
+
 Prints a table and one ``RESULT {...}`` JSON line.
 """
 
@@ -75,6 +83,49 @@ def candidates_for(questions: list[str], k: int, max_tokens: int) -> list[tuple[
     return [(Query.from_text(q), pipe.retrieve(q, k=k)) for q in questions]
 
 
+def save_candidates(items: list[tuple[Query, list[Any]]], path: str) -> None:
+    rows = [{"question": q.text, "candidates": [{"chunk": s.chunk.to_dict(), "score": s.score, "source": s.source}
+                                                for s in cands]} for q, cands in items]
+    Path(path).write_text(json.dumps(rows), encoding="utf-8")
+
+
+def load_candidates(path: str, n_questions: int, k: int) -> list[tuple[Query, list[Any]]]:
+    from ragkit.types import Chunk, ScoredChunk
+
+    rows = json.loads(Path(path).read_text(encoding="utf-8"))[:n_questions]
+    return [(Query.from_text(r["question"]),
+             [ScoredChunk(Chunk.from_dict(c["chunk"]), c["score"], c["source"]) for c in r["candidates"][:k]])
+            for r in rows]
+
+
+def shaped_llm(shape_name: str, device: str, tokenizer_dir: str) -> Any:
+    """A random-weight model of a published shape (benchmarks/llm_scoring.py) with SmolLM2's tokenizer."""
+    import torch
+    from llm_scoring import SHAPES
+    from transformers import (
+        LlamaConfig,
+        LlamaForCausalLM,
+        PreTrainedTokenizerFast,
+        Qwen2Config,
+        Qwen2ForCausalLM,
+    )
+
+    from ragkit.llm.transformers_backend import TransformersLLM
+
+    tokenizer = PreTrainedTokenizerFast(tokenizer_file=str(Path(tokenizer_dir) / "tokenizer.json"))
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token or "<|endoftext|>"
+    shape = dict(SHAPES[shape_name])
+    config_cls, model_cls = ((Qwen2Config, Qwen2ForCausalLM) if shape.pop("architecture") == "qwen2"
+                             else (LlamaConfig, LlamaForCausalLM))
+    shape["vocab_size"] = len(tokenizer)  # the carried tokenizer's vocabulary, not the shape's own
+    torch.manual_seed(0)
+    dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
+    with torch.device(device):
+        model = model_cls(config_cls(**shape)).to(dtype)
+    return TransformersLLM.from_objects(model, tokenizer, model=f"{shape_name}-random")
+
+
 def make_llm(kind: str, threads: int | None) -> Any:
     if kind == "fake":
         from ragkit.testing import FakeLLM
@@ -114,7 +165,7 @@ def run_profile(name: str, items: list[tuple[Query, list[Any]]], configs: list[d
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--scorer", choices=["fake", "smollm2"], default="fake")
+    parser.add_argument("--scorer", choices=["fake", "smollm2"], default="fake", help="ignored with --shape")
     parser.add_argument("--questions", type=int, default=5)
     parser.add_argument("--k", type=int, default=12, help="candidates searched (max_candidates)")
     parser.add_argument("--budget", type=int, default=600)
@@ -125,12 +176,32 @@ def main() -> None:
     parser.add_argument("--scenarios", default="single,grid")
     parser.add_argument("--profiles", default=",".join(PROFILES))
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (shared machines: 1)")
+    parser.add_argument("--save-candidates", help="write the retrieved candidates to this JSON file and stop")
+    parser.add_argument("--candidates", help="read candidates from a --save-candidates file (no retrieval)")
+    parser.add_argument("--shape", help="a random-weight model shape from benchmarks/llm_scoring.py (e.g. qwen2-0.5b)")
+    parser.add_argument("--device", default="cpu", help="device for --shape (cpu, cuda)")
+    parser.add_argument("--tokenizer", help="folder with SmolLM2's tokenizer.json for --shape "
+                                            "(default: the prepared model in RAGKIT_HOME)")
     args = parser.parse_args()
 
     questions = [json.loads(line)["question"] for line in
                  (REPO / "configs" / "quickstart-questions.jsonl").read_text().splitlines() if line.strip()]
-    items = candidates_for(questions[: args.questions], args.k, args.chunk_tokens)
-    llm = make_llm(args.scorer, args.threads)
+    if args.candidates:
+        items = load_candidates(args.candidates, args.questions, args.k)
+    else:
+        items = candidates_for(questions[: args.questions], args.k, args.chunk_tokens)
+    if args.save_candidates:
+        save_candidates(items, args.save_candidates)
+        print(f"wrote {len(items)} questions' candidates to {args.save_candidates}")
+        return
+    if args.shape:
+        from ragkit.paths import ragkit_home
+
+        tokenizer_dir = args.tokenizer or str(ragkit_home() / "models" / "smollm2-135m-instruct")
+        llm = shaped_llm(args.shape, args.device, tokenizer_dir)
+        args.scorer = f"{args.shape} random weights, {args.device}"
+    else:
+        llm = make_llm(args.scorer, args.threads)
     base = {"budget": args.budget, "iterations": args.iterations, "max_candidates": args.k,
             "profile": args.profile, "seed": 0}
     grid = [{"c": float(c), "iterations": int(i)} for c, i in (p.split(":") for p in args.grid.split(","))]
@@ -153,7 +224,7 @@ def main() -> None:
 
     print(f"scorer: query_likelihood ({args.scorer}{'=SmolLM2-135M' if args.scorer == 'smollm2' else ''}); "
           f"{len(items)} questions, k={args.k}, budget={args.budget}, iterations={args.iterations}, "
-          f"chunks<={args.chunk_tokens} tokens, profile={args.profile}, grid={args.grid}; ratios vs {names[0]}")
+          f"{'candidates from ' + args.candidates if args.candidates else f'chunks<={args.chunk_tokens} tokens'}, profile={args.profile}, grid={args.grid}; ratios vs {names[0]}")
     header = (f"{'scenario':8} {'profile':10} {'agree':>6} {'calls':>6} {'texts':>6} {'lm_tokens':>10} "
               f"{'ratio':>6} {'comb_tok':>9} {'seconds':>8} {'ratio':>6}")
     print(header)
