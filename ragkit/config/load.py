@@ -12,6 +12,7 @@ Example:
 from __future__ import annotations
 
 import copy
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -344,9 +345,62 @@ def _raise(checker: _Checker, source: str) -> None:
     )
 
 
+#: Config keys that name files or folders (dotted; ``*`` is any stage parameter ending in ``_path``).
+PATH_KEYS = ("data_root", "corpus.paths", "index.store", "query.questions", "output.dir")
+_NOT_PATHS = {":memory:"}
+
+
+def _absolute(value: Any, base: Path) -> Any:
+    if not isinstance(value, str) or not value or value in _NOT_PATHS:
+        return value
+    path = Path(value).expanduser()
+    return os.path.normpath(path if path.is_absolute() else base / path)
+
+
+def resolve_paths(data: Any, base: str | Path) -> Any:
+    """Make every relative file path in a raw config absolute against ``base`` (returns a new mapping).
+
+    A config file's paths resolve against the file's folder (like docker compose and mkdocs);
+    ``--set`` values resolve against the working directory. Paths: ``data_root``, ``corpus.paths``,
+    ``index.store``, ``query.questions``, ``output.dir`` and any stage parameter ending in ``_path``
+    (e.g. ``index.chunker.intents_path``). ``null`` and ``":memory:"`` are left alone.
+
+    Example:
+        >>> resolve_paths({"corpus": {"paths": ["docs/*.md"]}, "index": {"store": ":memory:"}}, "/proj")
+        {'corpus': {'paths': ['/proj/docs/*.md']}, 'index': {'store': ':memory:'}}
+    """
+    if not isinstance(data, Mapping):
+        return data
+    base = Path(base)
+    out = copy.deepcopy(dict(data))
+    for key in PATH_KEYS:
+        section, _, name = key.partition(".")
+        holder = out if not name else out.get(section)
+        field_name = name or section
+        if not isinstance(holder, dict) or field_name not in holder:
+            continue
+        value = holder[field_name]
+        holder[field_name] = [_absolute(v, base) for v in value] if isinstance(value, list) else _absolute(value, base)
+    for section in ("index", "query"):
+        stages = out.get(section)
+        if not isinstance(stages, dict):
+            continue
+        for spec in stages.values():
+            for stage in spec if isinstance(spec, list) else [spec]:
+                if isinstance(stage, dict):
+                    for param, value in list(stage.items()):
+                        if param.endswith("_path"):
+                            stage[param] = _absolute(value, base)
+    return out
+
+
 def load_config(source: str | Path | Mapping[str, Any], overrides: Sequence[str | tuple[str, Any]] = (),
                 registry: Registry | None = None) -> dict[str, Any]:
-    """Load, override, validate and normalise a config from a YAML path or a mapping."""
+    """Load, override, validate and normalise a config from a YAML path or a mapping.
+
+    Relative paths in a YAML file resolve against the file's folder; ``overrides`` (``--set``) and a
+    mapping's paths resolve against the working directory (see :func:`resolve_paths`).
+    """
     if isinstance(source, Mapping):
         data: Any = _plain(source)
         lines: dict[str, int] = {}
@@ -354,10 +408,13 @@ def load_config(source: str | Path | Mapping[str, Any], overrides: Sequence[str 
     else:
         data, lines = load_yaml_file(source)
         name = str(source)
+        data = resolve_paths(data, Path(source).resolve().parent)
     if overrides:
         if data is not None and not isinstance(data, Mapping):
             raise ConfigError(f"{name}: a config must be a YAML mapping at the top level")
         data = apply_overrides(dict(data or {}), overrides)
+        if not isinstance(source, Mapping):
+            data = resolve_paths(data, Path.cwd())  # only --set values are still relative
     return validate_config(data, registry, lines, name)
 
 

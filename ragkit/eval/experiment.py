@@ -125,7 +125,9 @@ def _read_config(ref: str | Mapping[str, Any] | None, source: Path | None) -> di
     data, _lines = load_yaml_file(path)
     if not isinstance(data, Mapping):
         raise ConfigError(f"{path}: a pipeline config must be a mapping")
-    return dict(data)
+    from ragkit.config.load import resolve_paths
+
+    return resolve_paths(dict(data), path.resolve().parent)  # its paths resolve from its own folder
 
 
 def parse_set(items: Any, where: str) -> list[tuple[str, Any]]:
@@ -349,6 +351,12 @@ def load_experiment(source: str | Path | Mapping[str, Any], *, grid: Sequence[st
         if not isinstance(data, Mapping):
             raise ConfigError(f"{path}: an experiment must be a YAML mapping")
         data = dict(data)
+        from ragkit.config.load import resolve_paths
+
+        folder = path.resolve().parent  # the experiment's own paths (data_root, an inline base) resolve from its folder
+        data = resolve_paths(data, folder)
+        if isinstance(data.get("base"), Mapping):
+            data["base"] = resolve_paths(data["base"], folder)
     if "dataset" not in data and set(data) <= PIPELINE_KEYS | {"data_root"}:
         dataset = (data.get("corpus") or {}).get("dataset")
         if not dataset:
