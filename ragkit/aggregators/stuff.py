@@ -1,7 +1,7 @@
 """``stuff``: put the selected chunks into one prompt, in order, and make one ``generate`` call.
 
 Chunks are taken in the order the selector returned them while the running total of their
-``token_count`` stays within ``max_context_tokens`` (the first chunk is always included); the rest
+size stays within ``max_context_tokens`` (the first chunk is always included); the rest
 are dropped and counted in ``Answer.trace["dropped_chunks"]``. Each passage is numbered and headed
 by its source and heading path, so the model can cite ``[n]``. ``Answer.chunks`` are exactly the
 chunks that went into the prompt, in prompt order.
@@ -9,6 +9,11 @@ chunks that went into the prompt, in prompt order.
 The prompt comes from a versioned template next to this module (``stuff_prompt_v1.txt``; sections
 ``[system]`` and ``[user]``, placeholders ``{context}`` and ``{question}``), or from ``template``
 (a path to a file in the same format). The template name and version go into ``Answer.trace``.
+
+A chunk's size is ``max(token_count, ceil(len(text) / 20))``: text the tokenizer maps to a few
+``[UNK]`` tokens (Thai, base64) counts by its characters too, and the passages together never
+exceed ``max_context_tokens * 20`` characters (the one always-included chunk is cut to that), so a
+tiny token count can never smuggle a huge prompt past the cap.
 
 Example:
     >>> from ragkit.testing.fakes import FakeLLM
@@ -39,6 +44,8 @@ TEMPLATE_NAME = "stuff"
 TEMPLATE_VERSION = 1
 BUILTIN_TEMPLATE = Path(__file__).with_name(f"stuff_prompt_v{TEMPLATE_VERSION}.txt")
 _PLACEHOLDER = re.compile(r"\{(context|question)\}")
+#: Characters one token may stand for when the context is bounded by characters too (as the chunkers do).
+CHARS_PER_TOKEN = 20
 NO_CONTEXT_ANSWER = "I could not find any passage to answer this question from."
 
 
@@ -107,11 +114,20 @@ class StuffAggregator(Aggregator):
         self.template_id_ = f"{TEMPLATE_NAME}-v{TEMPLATE_VERSION}" if not self.template else f"file:{path.name}"
 
     def fit_context(self, selected: Sequence[ScoredChunk]) -> list[ScoredChunk]:
-        """The prefix of ``selected`` whose token counts fit ``max_context_tokens`` (at least one)."""
+        """The prefix of ``selected`` whose sizes fit ``max_context_tokens`` (at least one).
+
+        Example:
+            >>> from ragkit.testing.fakes import FakeLLM
+            >>> from ragkit.types import Chunk, Document, ScoredChunk
+            >>> doc = Document.from_text("\u0e01" * 5000)
+            >>> big = [ScoredChunk(Chunk.from_span(doc, i, i + 1000, 1), 1.0) for i in range(0, 5000, 1000)]
+            >>> len(StuffAggregator(llm=FakeLLM(), max_context_tokens=100).fit_context(big))
+            2
+        """
         kept: list[ScoredChunk] = []
         used = 0
         for scored in selected:
-            size = int(scored.chunk.token_count)
+            size = max(int(scored.chunk.token_count), -(-len(scored.chunk.text) // CHARS_PER_TOKEN))
             if kept and used + size > self.max_context_tokens:
                 break
             kept.append(scored)
@@ -122,9 +138,12 @@ class StuffAggregator(Aggregator):
         """The chat request for ``query`` with ``passages`` numbered from 1."""
         self.warm_up()
         blocks = []
+        room = self.max_context_tokens * CHARS_PER_TOKEN
         for number, scored in enumerate(passages, 1):
             header = passage_header(scored.chunk)
-            blocks.append(f"[{number}]" + (f" {header}" if header else "") + "\n" + scored.chunk.text.strip())
+            body = scored.chunk.text.strip()[:max(room, 0)]
+            room -= len(body)
+            blocks.append(f"[{number}]" + (f" {header}" if header else "") + "\n" + body)
         values = {"context": "\n\n".join(blocks), "question": query.text}
         user = _PLACEHOLDER.sub(lambda m: values[m.group(1)], self.template_["user"])
         return GenerationRequest.chat(user, system=self.template_.get("system") or None,

@@ -112,7 +112,9 @@ class Chunker(Component):
 
     ``chunk_many(docs)`` skips empty documents, warms up once, shows a per-document progress bar when
     the class sets :attr:`progress_desc` (controlled by a ``show_progress`` parameter where the
-    chunker has one), calls :meth:`_chunk_batch` and adds ``metadata["heading_path"]``.
+    chunker has one), calls :meth:`_chunk_batch`, holds the character cap that goes with ``max_tokens``
+    (``max_chars = max_tokens * 20`` for the built-in tokenizers; longer chunks are cut into exact
+    sub-spans, see :mod:`ragkit.chunkers._chars`) and adds ``metadata["heading_path"]``.
 
     Example:
         >>> from ragkit.chunkers.token import TokenChunker
@@ -146,9 +148,29 @@ class Chunker(Component):
         results = self._chunk_batch(batch)
         if len(results) != len(batch):
             raise RuntimeError(f"{type(self).__name__}._chunk_batch returned {len(results)} results for {len(batch)} documents")
+        cap = self._char_cap()
         for i, chunks in zip(todo, results):
+            if cap is not None:
+                from ragkit.chunkers._chars import bound_chars, warn_unknown
+
+                warn_unknown(docs[i], cap[1], self)
+                chunks = bound_chars(docs[i], chunks, max_tokens=cap[0], tokenizer=cap[1])
             out[i] = add_heading_paths(docs[i], chunks)
         return out
+
+    def _char_cap(self) -> tuple[int, Any] | None:
+        """``(max_tokens, tokenizer)`` when the chunker has a token cap; the base then also holds ``max_chars``.
+
+        ``max_chars = tokenizer.max_chars(max_tokens)`` (``max_tokens * chars_per_token``, 20 for the
+        built-in tokenizers): see :mod:`ragkit.chunkers._chars`.
+        """
+        max_tokens = getattr(self, "max_tokens", None)
+        if not isinstance(max_tokens, int) or max_tokens <= 0:
+            return None
+        from ragkit.text.tokenizers import get_tokenizer
+
+        name = getattr(self, "tokenizer", "minilm")
+        return max_tokens, get_tokenizer(name if isinstance(name, str) or hasattr(name, "max_chars") else "minilm")
 
     def _chunk_batch(self, docs: Sequence[Document]) -> list[list[Chunk]]:
         """The per-kind hook: chunks of each (non-empty) document; default ``_chunk`` per document."""

@@ -179,13 +179,29 @@ def _empty_spans(exact: bool) -> TokenSpans:
 class Tokenizer:
     """What chunkers and budgets count with. Get one with :func:`get_tokenizer`.
 
+    ``chars_per_token`` bounds how many characters one token may stand for when ragkit bounds text by
+    characters as well (:meth:`max_chars`): a token cap alone does not bound text that the tokenizer
+    maps to a few ``[UNK]`` tokens (Thai, Lao, Khmer, long base64 or URL runs).
+
     Example:
         >>> tok = get_tokenizer("minilm")
         >>> tok.count_many(["one two", "three"])
         [2, 1]
+        >>> tok.max_chars(64)
+        1280
     """
 
     name: str = ""
+    #: Characters one token may stand for (the longest vocabulary piece plus a separator, rounded up).
+    chars_per_token: int = 20
+
+    def max_chars(self, max_tokens: int) -> int:
+        """The character cap that goes with ``max_tokens``: ``max_tokens * chars_per_token``."""
+        return int(max_tokens) * self.chars_per_token
+
+    def unknown_runs(self, text: str) -> list[tuple[int, int]]:
+        """Spans of ``text`` that the tokenizer cannot represent (one ``[UNK]`` for a long run); default none."""
+        return []
 
     def encode(self, text: str) -> list[int]:
         """Token ids of ``text`` without special tokens."""
@@ -251,6 +267,9 @@ class WordPieceTokenizer(Tokenizer):
         self._pool_word_start = np.zeros(0, dtype=bool)
         self._lock = threading.Lock()
         self._alphabet_instance: _FastAlphabet | None = None
+        model = spec.get("model") or {}
+        self.max_word_chars = int(model.get("max_input_chars_per_word") or 100)
+        self.unk_id = (model.get("vocab") or {}).get(model.get("unk_token") or "[UNK]")
 
     def clear_cache(self) -> None:
         """Forget the cached chunk encodings (they are rebuilt on demand; for benchmarks and memory)."""
@@ -267,6 +286,24 @@ class WordPieceTokenizer(Tokenizer):
     # --------------------------------------------------------------- reference operations
     def encode(self, text: str) -> list[int]:
         return list(self._tok.encode(text, add_special_tokens=False).ids)
+
+    def unknown_runs(self, text: str) -> list[tuple[int, int]]:
+        """Spans longer than ``max_input_chars_per_word`` that WordPiece encodes as ``[UNK]``.
+
+        Example:
+            >>> tok = get_tokenizer("minilm")
+            >>> tok.unknown_runs("ok " + "\u0e01" * 150)
+            [(3, 153)]
+        """
+        if self.unk_id is None or len(text) <= self.max_word_chars:
+            return []
+        out = []
+        for match in re.finditer(rf"\S{{{self.max_word_chars + 1},}}", text):
+            enc = self._tok.encode(match.group(), add_special_tokens=False)
+            for token_id, (a, b) in zip(enc.ids, enc.offsets):
+                if token_id == self.unk_id and b - a > self.max_word_chars:
+                    out.append((match.start() + a, match.start() + b))
+        return out
 
     def offsets(self, text: str) -> list[tuple[int, int]]:
         return [tuple(o) for o in self._tok.encode(text, add_special_tokens=False).offsets]

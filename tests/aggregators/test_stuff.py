@@ -42,6 +42,16 @@ def test_context_cap_keeps_a_prefix():
     assert len(big_first.chunks) == 1  # the first chunk always goes in
 
 
+def test_text_without_spaces_cannot_blow_the_context_cap():
+    """Issue 13.3: Thai chunks of 1 [UNK] token each must not send a 159 KB prompt under max_context_tokens."""
+    thai = Document.from_text("\u0e20\u0e32\u0e29\u0e32" * 40_000)
+    chunks = [ScoredChunk(Chunk.from_span(thai, i, i + 10_000, 1), 1.0) for i in range(0, 160_000, 10_000)]
+    agg = StuffAggregator(llm=FakeLLM(mode="echo"), max_context_tokens=1536)
+    answer = agg.aggregate(Q, chunks)
+    assert len(answer.text) <= 1536 * 20 + 2_000  # the passages plus the template and headers
+    assert answer.trace["dropped_chunks"] >= 12
+
+
 def test_no_candidates_makes_no_call():
     llm = FakeLLM()
     answer = StuffAggregator(llm=llm).aggregate(Q, [])

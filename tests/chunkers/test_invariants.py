@@ -9,6 +9,7 @@ overlap (unless the chunker is configured to overlap).
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from ragkit.chunkers._chars import UnrepresentableTextWarning
 from ragkit.errors import MissingDependencyError
 from ragkit.loaders import load_corpus
 from ragkit.registry import default_registry
@@ -71,6 +73,8 @@ def check_invariants(chunker: Any, doc: Document, chunks: list[Chunk], max_token
         assert chunk.doc_id == doc.id and chunk.id == Chunk.make_id(doc.id, chunk.start, chunk.end)
         assert chunk.text.strip(), f"whitespace-only chunk at {chunk.start}"
         assert isinstance(chunk.metadata.get("heading_path"), list)
+        assert len(chunk.text) <= tokenizer.max_chars(max_tokens), (
+            f"{len(chunk.text)} characters > max_chars={tokenizer.max_chars(max_tokens)} at {chunk.start}")
         assert all(isinstance(t, str) for t in chunk.metadata["heading_path"])
     if chunks:
         real = tokenizer.count_many([c.text for c in chunks])
@@ -119,6 +123,53 @@ def test_invariants_on_generated_unicode(name: str, text: str):
     if not text.strip():
         assert chunks == []
     check_invariants(chunker, doc, chunks, FUZZ_MAX_TOKENS)
+
+
+def unspaced_corpora() -> dict[str, Document]:
+    """Text a WordPiece tokenizer maps to a few ``[UNK]`` tokens: Thai, a base64 blob, long URLs (issue 13.3)."""
+    import base64
+    import random
+
+    rng = random.Random(13)
+    syllables = ["ภาษา", "ไทย", "เป็น", "ที่", "มี", "ระดับ", "เสียง", "ของ", "คำ", "แน่นอน", "หรือ", "วรรณยุกต์",
+                 "เช่น", "เดียว", "กับ", "จีน", "และ", "ออก", "แตกต่าง", "ความ", "หมาย", "กัน", "ประเทศ", "คน"]
+    paragraphs = ["".join(rng.choice(syllables) for _ in range(rng.randint(300, 900))) for _ in range(6)]
+    thai = "# หัวข้อ\n\n" + "\n\n".join(paragraphs)
+    blob = base64.b64encode(rng.randbytes(9000)).decode("ascii")
+    b64 = "The attachment follows.\n\n" + blob + "\n\nEnd of attachment. " + base64.urlsafe_b64encode(rng.randbytes(3000)).decode()
+    urls = " ".join(
+        "https://example.org/" + "".join(rng.choice("abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(rng.randint(150, 2500)))
+        for _ in range(8))
+    return {"thai": Document.from_text(thai), "base64": Document.from_text(b64), "urls": Document.from_text("See " + urls)}
+
+
+UNSPACED = unspaced_corpora()
+
+
+@pytest.mark.parametrize("corpus", sorted(UNSPACED))
+@pytest.mark.parametrize("name", CHUNKERS)
+def test_invariants_on_text_without_spaces(name: str, corpus: str):
+    """Token caps hold for text the tokenizer maps to [UNK]: chunks are also bounded by max_chars."""
+    chunker = chunker_for(name, FUZZ_MAX_TOKENS)
+    doc = UNSPACED[corpus]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UnrepresentableTextWarning)
+        chunks = chunker.chunk(doc)
+    assert chunks, "a non-empty corpus gave no chunks"
+    check_invariants(chunker, doc, chunks, FUZZ_MAX_TOKENS)
+    if not overlaps_allowed(chunker):
+        covered = sum(len(c.text) for c in chunks)
+        assert covered >= len("".join(doc.text.split())), "text without spaces was dropped"
+
+
+def test_unrepresentable_text_warns_once_per_chunker():
+    chunker = build_with_fakes("chunker", "recursive", max_tokens=64)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        chunker.chunk(UNSPACED["thai"])
+        chunker.chunk(UNSPACED["urls"])
+    unknown = [w for w in caught if issubclass(w.category, UnrepresentableTextWarning)]
+    assert len(unknown) == 1 and "[UNK]" in str(unknown[0].message)
 
 
 def test_every_builtin_chunker_is_covered():
