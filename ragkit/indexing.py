@@ -69,6 +69,8 @@ class IndexReport:
     usage: dict[str, Usage] = field(default_factory=dict)
     seconds: float = 0.0
     trees: int = 0
+    #: Leftovers of a killed run removed when the store was opened (temp dirs, orphan versions, stale journals).
+    cleaned: list[str] = field(default_factory=list)
 
 
 # --------------------------------------------------------------------------- config hashing
@@ -332,18 +334,17 @@ def run_index_phase(stages: IndexStages, docs: Sequence[Document], plan: IndexPl
     previous: dict[str, list[Chunk]] = {}
     stored_prints: list[str] = []
     if store is not None and store.exists() and not rebuild:
-        with run_usage.timed("index.store"):
+        report.cleaned = store.clean_leftovers(plan.chunking_hash)
+        with run_usage.timed("index.store"), store.reading():
             _verify(store, plan)
             stored_prints = [record["fingerprint"] for record in store.read_documents()]
-        if sorted(stored_prints) == sorted(prints.values()):
-            with run_usage.timed("index.store"):
+            if sorted(stored_prints) == sorted(prints.values()):
                 call_stage("index.retriever", stages.retriever_type, lambda: retriever.load(store.retriever_dir()))
                 trees = _read_trees(store) if stages.tree_builder is not None else None
-            report.reused = True
-            report.chunks = len(retriever.chunks_ or [])
-            report.trees = len(trees or {})
-            return IndexResult(retriever, trees, report)
-        with run_usage.timed("index.store"):
+                report.reused = True
+                report.chunks = len(retriever.chunks_ or [])
+                report.trees = len(trees or {})
+                return IndexResult(retriever, trees, report)
             previous = store.chunks_by_document()
 
     wanted = set(prints.values())
@@ -439,13 +440,30 @@ def open_index(stages: IndexStages, plan: IndexPlan, usage: UsageBook | None = N
         )
     book = UsageBook(parent=usage)
     retriever = stages.retriever
-    with book.timed("index.store"):
-        _verify(store, plan)
-        call_stage("index.retriever", stages.retriever_type, lambda: retriever.load(store.retriever_dir()))
-        trees = _read_trees(store) if stages.tree_builder is not None else None
-    report = IndexReport(documents=len(store.read_documents()), chunks=len(retriever.chunks_ or []), reused=True,
-                         store=str(store.path), usage=book.slots, trees=len(trees or {}))
+    cleaned = store.clean_leftovers(plan.chunking_hash)
+    for attempt in (1, 2):
+        # Readers pin one version under a shared lock; a commit racing the first open is retried once.
+        with book.timed("index.store"), store.reading() as version:
+            try:
+                _verify(store, plan)
+                call_stage("index.retriever", stages.retriever_type, lambda: retriever.load(store.retriever_dir()))
+                trees = _read_trees(store) if stages.tree_builder is not None else None
+                documents = len(store.read_documents())
+                break
+            except IndexStoreError:
+                if attempt == 2 or not _replaced(store, version):
+                    raise
+    report = IndexReport(documents=documents, chunks=len(retriever.chunks_ or []), reused=True,
+                         store=str(store.path), usage=book.slots, trees=len(trees or {}), cleaned=cleaned)
     return IndexResult(retriever, trees, report)
+
+
+def _replaced(store: IndexStore, version: str) -> bool:
+    """Whether another process committed a new version since ``version`` was pinned."""
+    try:
+        return IndexStore(store.path).current_version() != version
+    except IndexStoreError:
+        return False
 
 
 def describe(report: IndexReport) -> str:
@@ -453,4 +471,5 @@ def describe(report: IndexReport) -> str:
     what = "reused the stored index" if report.reused else (
         f"chunked {report.documents_processed} new or changed document(s), removed {report.documents_removed}")
     where = report.store or "memory"
-    return f"index: {report.documents} documents, {report.chunks} chunks; {what}; store: {where}"
+    cleaned = f"; removed leftovers of an interrupted run: {', '.join(report.cleaned)}" if report.cleaned else ""
+    return f"index: {report.documents} documents, {report.chunks} chunks; {what}; store: {where}{cleaned}"

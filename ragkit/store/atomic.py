@@ -133,3 +133,49 @@ def exclusive_lock(path: str | Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def shared_lock(path: str | Path) -> Iterator[None]:
+    """Hold a shared advisory lock on ``path`` (created if absent) for the block (readers of a store).
+
+    Many holders at once; :func:`try_exclusive_lock` fails while any holds it. A no-op without ``fcntl``.
+    """
+    path = Path(path)
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - non-POSIX
+        yield
+        return
+    try:
+        handle = open(path, "a+b")
+    except OSError:  # a read-only store: nobody can delete versions under us either
+        yield
+        return
+    with handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_SH)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def try_exclusive_lock(path: str | Path) -> Iterator[bool]:
+    """Try to take an exclusive lock on ``path`` without waiting; yields whether it was taken."""
+    path = Path(path)
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - non-POSIX
+        yield True
+        return
+    with open(path, "a+b") as handle:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)

@@ -10,11 +10,18 @@ Layout::
         retriever/                 # retriever.save(): retriever.json, chunks.jsonl, BM25 arrays, vectors, FAISS
       journal/<chunking-hash>.jsonl  # per-document chunk results of an unfinished run (for resume)
       .lock                        # writers hold an exclusive lock while committing
+      .readers                     # readers hold a shared lock while loading a version
 
 A commit writes a new version into a temporary directory, fsyncs every file, renames the directory
 into place, then replaces ``CURRENT`` (temp file + fsync + ``os.replace``). A process killed at any
-point leaves ``CURRENT`` naming a complete version: the previous index stays loadable. Leftover
-temporary directories and superseded versions are removed by the next commit.
+point leaves ``CURRENT`` naming a complete version: the previous index stays loadable.
+
+Readers load inside :meth:`IndexStore.reading`: a shared lock on ``.readers`` and the version named
+by ``CURRENT`` pinned for the whole load, so a reader never mixes two versions and never sees its
+version deleted. A commit removes superseded versions only when it can take that lock exclusively
+(no reader is loading); otherwise they stay until a later commit or open. Leftovers of a killed
+writer (temporary directories, superseded versions, resume journals of other settings) are removed
+by the next commit and by :meth:`IndexStore.clean_leftovers`, which opening an index calls.
 
 Example:
     >>> import tempfile
@@ -30,14 +37,23 @@ import json
 import os
 import re
 import shutil
+import threading
 import time
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from ragkit.errors import IndexStoreError
-from ragkit.store.atomic import atomic_write_json, exclusive_lock, fsync_dir, read_json, sha256_file
+from ragkit.store.atomic import (
+    atomic_write_json,
+    exclusive_lock,
+    fsync_dir,
+    read_json,
+    sha256_file,
+    shared_lock,
+    try_exclusive_lock,
+)
 from ragkit.store.chunks import CHUNKS_FILE, read_chunks
 from ragkit.types import Chunk, sha256_hex
 
@@ -49,6 +65,8 @@ DOCUMENTS = "documents.json"
 TREES = "trees.json"
 RETRIEVER_DIR = "retriever"
 JOURNAL_DIR = "journal"
+READERS = ".readers"
+WRITER_LOCK = ".lock"
 MEMORY = ":memory:"
 #: Written when ragkit creates a store folder; ragkit writes into, cleans or rebuilds only folders that carry it.
 MARKER = ".ragkit-store"
@@ -89,6 +107,7 @@ class IndexStore:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        self._pin = threading.local()
 
     def __repr__(self) -> str:
         return f"IndexStore({str(self.path)!r})"
@@ -97,7 +116,38 @@ class IndexStore:
     def exists(self) -> bool:
         return (self.path / CURRENT).is_file()
 
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[str]:
+        """Load one version consistently: a shared reader lock, and ``CURRENT`` pinned for the block.
+
+        Every read inside the block (manifest, documents, retriever files) comes from the version
+        ``CURRENT`` named when the block began; a concurrent commit does not delete it meanwhile.
+
+        Example:
+            >>> import tempfile
+            >>> store = IndexStore(tempfile.mkdtemp())
+            >>> with store.reading():
+            ...     store.exists()
+            False
+        """
+        if getattr(self._pin, "version", None) is not None:
+            yield self._pin.version
+            return
+        if not self.path.is_dir():
+            yield ""
+            return
+        with shared_lock(self.path / READERS):
+            version = self.current_version() if self.exists() else None
+            self._pin.version = version
+            try:
+                yield version or ""
+            finally:
+                self._pin.version = None
+
     def current_version(self) -> str:
+        pinned = getattr(self._pin, "version", None)
+        if pinned is not None:
+            return pinned
         pointer = self.path / CURRENT
         try:
             version = read_json(pointer)["version"]
@@ -113,6 +163,14 @@ class IndexStore:
     def current_dir(self) -> Path:
         directory = self.path / self.current_version()
         if not directory.is_dir():
+            replaced = False
+            if getattr(self._pin, "version", None) is not None:
+                with contextlib.suppress(OSError, ValueError, AttributeError):
+                    replaced = read_json(self.path / CURRENT).get("version") != directory.name
+            if replaced:
+                raise IndexStoreError(
+                    f"index store {self.path}: version {directory.name} was replaced by another process while "
+                    "it was being read (a concurrent `ragkit index`); the store is fine, open it again")
             raise IndexStoreError(f"{self.path / CURRENT} points to {directory.name}, which is missing. {_rebuild_hint()}")
         return directory
 
@@ -252,7 +310,7 @@ class IndexStore:
         from ragkit import __version__
 
         self.claim()
-        with exclusive_lock(self.path / ".lock"):
+        with exclusive_lock(self.path / WRITER_LOCK):
             versions = self._versions()
             sequence = (versions[-1][0] + 1) if versions else 1
             name = f"v{sequence:06d}-{uuid.uuid4().hex[:8]}"
@@ -291,16 +349,66 @@ class IndexStore:
             self._cleanup(keep=name)
         return self.path / name
 
-    def _cleanup(self, keep: str) -> None:
-        for entry in self.path.iterdir():
-            stale_version = _VERSION_RE.match(entry.name) and entry.name != keep
-            stale_tmp = entry.name.startswith(".v") and entry.name.endswith(".tmp")
-            if entry.is_dir() and (stale_version or stale_tmp):
-                shutil.rmtree(entry, ignore_errors=True)
-            elif entry.is_file() and entry.name.startswith(f".{CURRENT}.tmp-"):
-                with contextlib.suppress(OSError):
-                    entry.unlink()
-        shutil.rmtree(self.path / JOURNAL_DIR, ignore_errors=True)
+    def _cleanup(self, keep: str, journals_kept: Sequence[str] | None = None) -> list[str]:
+        """Remove what ragkit left behind here (call with the writer lock held); return the names removed.
+
+        Temporary directories and ``CURRENT`` temp files of dead writers always go; versions other than
+        ``keep`` only while no reader holds the reader lock; resume journals except ``journals_kept``
+        (``None``: all of them).
+        """
+        removed: list[str] = []
+        with try_exclusive_lock(self.path / READERS) as no_readers:
+            for entry in sorted(self.path.iterdir()):
+                stale_version = no_readers and _VERSION_RE.match(entry.name) and entry.name != keep
+                stale_tmp = entry.name.startswith(".v") and entry.name.endswith(".tmp")
+                if entry.is_dir() and (stale_version or stale_tmp):
+                    shutil.rmtree(entry, ignore_errors=True)
+                    removed.append(entry.name)
+                elif entry.is_file() and entry.name.startswith(f".{CURRENT}.tmp-"):
+                    with contextlib.suppress(OSError):
+                        entry.unlink()
+                        removed.append(entry.name)
+        journal_dir = self.path / JOURNAL_DIR
+        if journal_dir.is_dir():
+            for entry in sorted(journal_dir.iterdir()):
+                if journals_kept is not None and entry.name in journals_kept:
+                    continue
+                if entry.is_file() and entry.suffix == ".jsonl":
+                    with contextlib.suppress(OSError):
+                        entry.unlink()
+                        removed.append(f"{JOURNAL_DIR}/{entry.name}")
+            with contextlib.suppress(OSError):
+                journal_dir.rmdir()
+        return removed
+
+    def clean_leftovers(self, chunking_hash: str | None = None) -> list[str]:
+        """Remove a killed writer's leftovers now (only in a marked store, only when no writer is active).
+
+        Removes temporary version directories, versions that ``CURRENT`` does not name (unless a
+        reader is loading), and resume journals of other chunk settings than ``chunking_hash`` (its own
+        journal is kept: the next ``ragkit index`` resumes from it). Returns the names removed.
+
+        Example:
+            >>> import tempfile, pathlib
+            >>> store = IndexStore(tempfile.mkdtemp())
+            >>> store.clean_leftovers()
+            []
+        """
+        if not (self.path / MARKER).is_file() or not self.exists():
+            return []
+        try:
+            with try_exclusive_lock(self.path / WRITER_LOCK) as no_writer:
+                if not no_writer:
+                    return []
+                keep = self.current_version()
+                if not (self.path / keep).is_dir():
+                    return []
+                journal_dir = self.path / JOURNAL_DIR
+                kept = ([f"{chunking_hash}.jsonl"] if chunking_hash else
+                        [e.name for e in journal_dir.iterdir()] if journal_dir.is_dir() else [])
+                return self._cleanup(keep, journals_kept=kept)
+        except OSError:  # a read-only store: nothing to clean
+            return []
 
     def journal(self, chunking_hash: str) -> ChunkJournal:
         """The resume journal for ``chunking_hash`` (claims the folder first: see :meth:`claim`)."""
