@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import warnings
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -24,6 +23,35 @@ def parse_params(params: list[str]) -> dict[str, Any]:
     return dict(parse_override(p) for p in params)
 
 
+def file_document(file: Path) -> Any:
+    """``FILE`` as the pipeline's loader reads it (``ragkit chunk``, ``ragkit viz``): one loader for both.
+
+    Text and Markdown load as the file's text; HTML (and other converted formats) as the text the loader
+    extracts, so offsets index the same text the pipeline chunks and cites. A file the loader splits into
+    several documents (e.g. JSONL records) is shown as its raw text.
+
+    Example:
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as tmp:
+        ...     path = Path(tmp) / "a.md"
+        ...     _ = path.write_text("# Title" + chr(10) * 2 + "Body.", encoding="utf-8")
+        ...     doc = file_document(path)
+        >>> doc.text.splitlines(), len(doc.headings)
+        (['# Title', '', 'Body.'], 1)
+    """
+    from ragkit.loaders import DEFAULT_MAX_BYTES, load_corpus
+    from ragkit.loaders.files import read_text
+    from ragkit.types import Document
+
+    loaded = load_corpus([file])
+    if len(loaded) == 1:
+        return loaded[0]
+    text = read_text(file, DEFAULT_MAX_BYTES)  # = read_text(encoding="utf-8"); other encodings warn and decode
+    meta = dict(loaded[0].metadata) if loaded else {}
+    meta.pop("headings", None)
+    return Document(id=Document.from_text(text).id, text=text, metadata=meta)
+
+
 def chunk_command(
     file: Annotated[Path, typer.Argument(help="Text, Markdown or other file to chunk.", exists=True, dir_okay=False)],
     chunker: Annotated[str, typer.Option("--chunker", "-c", help="Chunker type (see `ragkit components`).")] = "recursive",
@@ -31,10 +59,11 @@ def chunk_command(
     config: Annotated[Path | None, typer.Option("--config", help="Config whose backends (LLM, embeddings) to use.")] = None,
     format: Annotated[str, typer.Option("--format", "-f", help="table or jsonl.")] = "table",
 ) -> None:
-    """Show what a chunker does to one file. Offsets index Path(FILE).read_text(encoding='utf-8').
+    """Show what a chunker does to one file, loaded as the pipeline loads it (HTML: its extracted text).
 
-    A file that is not UTF-8 is decoded with the loaders' fallback (BOM, cp1252, latin-1) and a warning;
-    offsets then index that decoded text.
+    Offsets index the loaded text: Path(FILE).read_text(encoding='utf-8') for text and Markdown, the
+    extracted text for HTML. A file that is not UTF-8 is decoded with the loaders' fallback (BOM,
+    cp1252, latin-1) and a warning; offsets then index that decoded text.
     \f
     Example:
         >>> import json, tempfile
@@ -50,10 +79,7 @@ def chunk_command(
         (0, ['One sentence.', 'Another one.'])
     """
     from ragkit.config.load import load_config
-    from ragkit.loaders import DEFAULT_MAX_BYTES, LoaderWarning, load_corpus
-    from ragkit.loaders.files import read_text
     from ragkit.pipeline import Pipeline
-    from ragkit.types import Document
 
     if format not in ("table", "jsonl"):
         raise ConfigError(f"--format {format!r} is not supported; use table or jsonl")
@@ -62,14 +88,8 @@ def chunk_command(
         base = {"backends": load_config(config)["backends"]}
     spec = {"type": chunker, **parse_params(param or [])}
     pipeline = Pipeline.from_config({**base, "index": {"chunker": spec}}, name="chunk")
-    text = read_text(file, DEFAULT_MAX_BYTES)  # = read_text(encoding="utf-8"); other encodings warn and decode
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", LoaderWarning)  # read_text above already said it
-        loaded = load_corpus([file])
-    meta = dict(loaded[0].metadata) if loaded else {}
-    if loaded and loaded[0].text != text:
-        meta.pop("headings", None)  # offsets must index the raw file text; converted formats lose headings
-    doc = Document(id=Document.from_text(text).id, text=text, metadata=meta)
+    doc = file_document(file)
+    text = doc.text
     chunks = pipeline.chunker.chunk(doc)
     if format == "jsonl":
         for c in chunks:
