@@ -105,13 +105,24 @@ class OpenAIConnection:
             return self._client
 
     def call(self, fn: Callable[[Any], T], what: str) -> T:
-        """Run ``fn(client)`` with bounded retries and exponential backoff; raise ragkit errors."""
+        """Run ``fn(client)`` with bounded retries and exponential backoff; raise ragkit errors.
+
+        ``fn`` raises :class:`InvalidResponse` for a 200 whose body is not a usable answer (not JSON,
+        no ``choices``, ``null`` content, far longer than requested): retried like a 5xx, then a
+        :class:`~ragkit.errors.BackendError` naming the server. Nothing invalid is returned, so nothing
+        invalid is cached.
+        """
         import openai
 
         attempt = 0
         while True:
             try:
                 return fn(self.client)
+            except InvalidResponse as exc:
+                problem, cls, retry_after = exc, BackendError, None
+            except openai.APIResponseValidationError as exc:
+                problem, cls, retry_after = InvalidResponse(f"a response that is not valid JSON ({_message(exc)})"), \
+                    BackendError, None
             except openai.APITimeoutError as exc:
                 problem, cls, retry_after = exc, BackendTimeoutError, None
             except openai.APIConnectionError as exc:
@@ -141,6 +152,10 @@ class OpenAIConnection:
         import openai
 
         tries = f"{attempts} attempt{'s' if attempts != 1 else ''}"
+        if isinstance(problem, InvalidResponse):
+            return BackendError(self.backend, f"the server at {self.base_label} answered {what} with {problem} "
+                                              f"({tries}); it is not behaving as an OpenAI-compatible server. Check "
+                                              "base_url, the model name and the server's log", retriable=True)
         if cls is BackendTimeoutError:
             return BackendTimeoutError(self.backend, f"{what} at {self.base_label} timed out after {self.timeout} s "
                                                      f"({tries}). Raise `timeout` in the backend config, lower "
@@ -162,6 +177,45 @@ class OpenAIConnection:
                                           f"{tries}: {_message(problem)}. {hint}", retriable=True)
 
 
+class InvalidResponse(Exception):
+    """A 200 response that is not a usable answer (retried, then reported; never returned or cached)."""
+
+
+#: An answer longer than ``max_tokens * MAX_CHARS_PER_TOKEN + 1024`` characters cannot respect ``max_tokens``.
+MAX_CHARS_PER_TOKEN = 32
+
+
+def first_choice(response: Any, what: str = "response") -> Any:
+    """``response.choices[0]``, or :class:`InvalidResponse` saying what the server sent instead.
+
+    Example:
+        >>> first_choice(type("R", (), {"choices": []})())
+        Traceback (most recent call last):
+        ...
+        ragkit.llm.openai_backend.InvalidResponse: an empty `choices` list
+    """
+    if isinstance(response, (str, bytes)):
+        shown = response[:80] if isinstance(response, str) else response[:80].decode("utf-8", "replace")
+        raise InvalidResponse(f"a body that is not JSON ({shown!r})")
+    choices = getattr(response, "choices", None)
+    if not isinstance(choices, list):
+        raise InvalidResponse(f"JSON without a `choices` list ({type(choices).__name__})")
+    if not choices or choices[0] is None:
+        raise InvalidResponse("an empty `choices` list")
+    return choices[0]
+
+
+def checked_text(text: Any, max_tokens: int | None) -> str:
+    """The answer text, or :class:`InvalidResponse` for ``null`` or an answer far longer than ``max_tokens``."""
+    if text is None:
+        raise InvalidResponse("`null` content (no answer text)")
+    if not isinstance(text, str):
+        raise InvalidResponse(f"content of type {type(text).__name__}, not text")
+    if max_tokens is not None and len(text) > int(max_tokens) * MAX_CHARS_PER_TOKEN + 1024:
+        raise InvalidResponse(f"an answer of {len(text):,} characters to a request for at most {max_tokens} tokens")
+    return text
+
+
 def _message(exc: Exception) -> str:
     body = getattr(exc, "body", None)
     if isinstance(body, Mapping):
@@ -180,6 +234,11 @@ def _retry_after(exc: Exception) -> float | None:
         return float(value) if value is not None else None
     except ValueError:
         return None
+
+
+def _with_choice(response: Any) -> Any:
+    first_choice(response)
+    return response
 
 
 def run_concurrently(items: Sequence[Any], fn: Callable[[Any], T], concurrency: int, desc: str,
@@ -292,16 +351,21 @@ class OpenAILLM(LLMBackend):
             response_format = self._response_format(request.json_schema)
             if response_format:
                 common["response_format"] = response_format
-            response = self.connection_.call(
-                lambda c: c.chat.completions.create(messages=[dict(m) for m in request.messages], **common),
-                "chat completion")
-            choice = response.choices[0]
-            text = choice.message.content or ""
+
+            def chat(c: Any) -> tuple[Any, Any, str]:
+                reply = c.chat.completions.create(messages=[dict(m) for m in request.messages], **common)
+                first = first_choice(reply)
+                return reply, first, checked_text(getattr(getattr(first, "message", None), "content", None),
+                                                  request.max_tokens)
+
+            response, choice, text = self.connection_.call(chat, "chat completion")
         else:
-            response = self.connection_.call(lambda c: c.completions.create(prompt=request.prompt, **common),
-                                             "completion")
-            choice = response.choices[0]
-            text = choice.text or ""
+            def complete(c: Any) -> tuple[Any, Any, str]:
+                reply = c.completions.create(prompt=request.prompt, **common)
+                first = first_choice(reply)
+                return reply, first, checked_text(getattr(first, "text", None), request.max_tokens)
+
+            response, choice, text = self.connection_.call(complete, "completion")
         usage = getattr(response, "usage", None)
         prompt_tokens = int(getattr(usage, "prompt_tokens", 0) or 0)
         completion_tokens = int(getattr(usage, "completion_tokens", 0) or 0)
@@ -321,9 +385,9 @@ class OpenAILLM(LLMBackend):
                   scopes: tuple[Any, ...]) -> np.ndarray:
         if isinstance(prompt, GenerationRequest) and prompt.messages is not None:
             response = self.connection_.call(
-                lambda c: c.chat.completions.create(model=self.model, messages=[dict(m) for m in prompt.messages],
-                                                    max_tokens=1, temperature=0.0, logprobs=True,
-                                                    top_logprobs=self.top_logprobs),
+                lambda c: _with_choice(c.chat.completions.create(
+                    model=self.model, messages=[dict(m) for m in prompt.messages], max_tokens=1, temperature=0.0,
+                    logprobs=True, top_logprobs=self.top_logprobs)),
                 "chat completion with logprobs")
             content = getattr(response.choices[0].logprobs, "content", None) if response.choices[0].logprobs else None
             if not content:
@@ -335,8 +399,8 @@ class OpenAILLM(LLMBackend):
         else:
             text = prompt.prompt if isinstance(prompt, GenerationRequest) else prompt
             response = self.connection_.call(
-                lambda c: c.completions.create(model=self.model, prompt=text, max_tokens=1, temperature=0.0,
-                                               logprobs=self.top_logprobs),
+                lambda c: _with_choice(c.completions.create(model=self.model, prompt=text, max_tokens=1,
+                                                            temperature=0.0, logprobs=self.top_logprobs)),
                 "completion with logprobs")
             logprobs = response.choices[0].logprobs
             if logprobs is None or not logprobs.top_logprobs:
@@ -361,8 +425,8 @@ class OpenAILLM(LLMBackend):
     def _echo(self, text: str, scopes: tuple[Any, ...]) -> tuple[list[int], list[float | None]]:
         """Token start offsets and log-probabilities of ``text`` as the server tokenises it."""
         response = self.connection_.call(
-            lambda c: c.completions.create(model=self.model, prompt=text, max_tokens=1, temperature=0.0, echo=True,
-                                           logprobs=1),
+            lambda c: _with_choice(c.completions.create(model=self.model, prompt=text, max_tokens=1, temperature=0.0,
+                                                        echo=True, logprobs=1)),
             "completion with echo=True")
         logprobs = response.choices[0].logprobs
         if logprobs is None or logprobs.token_logprobs is None or logprobs.text_offset is None:
