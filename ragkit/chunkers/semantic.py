@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import warnings
 from collections.abc import Sequence
 from typing import Annotated
 
@@ -104,7 +106,19 @@ class SemanticChunker(TokenizedChunker):
     def _embed(self, windows: Sequence[str]) -> np.ndarray:
         if not windows:
             return np.zeros((0, 1), dtype=np.float32)
-        vectors = np.asarray(self.embedder.embed_documents(list(windows)), dtype=np.float64)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            vectors = np.asarray(self.embedder.embed_documents(list(windows)), dtype=np.float64)
+        for warning in caught:
+            if type(warning.message).__name__ == "TruncationWarning":  # about sentence windows, not chunks
+                found = re.search(r"^(\d+) of (\d+) texts exceed the embedding model's limit of (\d+)", str(warning.message))
+                over, total, limit = found.groups() if found else ("some", str(len(windows)), "?")
+                warnings.warn(f"semantic: {over} of {total} sentence windows (a sentence with buffer_size={self.buffer_size} "
+                              f"neighbours each side) exceed the embedding model's limit of {limit} word pieces; their "
+                              "distances use only the first part. Lower buffer_size; max_tokens (the chunk cap, "
+                              f"{self.max_tokens}) does not change this.", type(warning.message), stacklevel=3)
+            else:
+                warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         return vectors / np.where(norms == 0, 1.0, norms)
 
