@@ -36,6 +36,9 @@ Example:
 from __future__ import annotations
 
 import json
+import os
+import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,6 +56,10 @@ from ragkit.usage import UsageBook
 INDEX_SECTIONS = ("chunker", "enrichers", "embedder", "retriever")
 BATCH_DOCUMENTS = 16
 BATCH_CHUNKS = 512
+#: Below this many characters of documents to chunk, chunking stays in this process (a pool costs more).
+PARALLEL_MIN_CHARS = 2_000_000
+#: Journal and chunk-cache writes are grouped: one fsync / one SQLite transaction per this many seconds.
+FLUSH_SECONDS = 2.0
 BACKEND_KIND_BY_SECTION = {"llm": "llm", "embeddings": "embedder"}
 
 
@@ -71,6 +78,8 @@ class IndexReport:
     trees: int = 0
     #: Leftovers of a killed run removed when the store was opened (temp dirs, orphan versions, stale journals).
     cleaned: list[str] = field(default_factory=list)
+    #: Chunks whose enrichment failed (``metadata["enrichment_failed"]``); never cached, retried by the next run.
+    chunks_without_metadata: int = 0
 
 
 # --------------------------------------------------------------------------- config hashing
@@ -216,13 +225,12 @@ class IndexStages:
 
     def chunk_batch(self, docs: list[Document], usage: UsageBook) -> list[list[Chunk]]:
         """Chunk and enrich a batch of documents (one list of chunks per document, in order)."""
-        chunker = self.chunker
         with usage.timed("index.chunker"):
-            if hasattr(chunker, "chunk_many"):
-                results = call_stage("index.chunker", self.chunker_type, lambda: list(chunker.chunk_many(docs)))
-            else:
-                results = [call_stage("index.chunker", self.chunker_type, lambda d=d: list(chunker.chunk(d)))
-                           for d in docs]
+            results = chunk_with(self.chunker, self.chunker_type, docs)
+        return self.finish_batch(docs, results, usage)
+
+    def finish_batch(self, docs: list[Document], results: list[list[Chunk]], usage: UsageBook) -> list[list[Chunk]]:
+        """The steps after the chunker for one batch: document metadata into chunks, then the enrichers."""
         if len(results) != len(docs):
             raise StageError("index.chunker", self.chunker_type,
                              f"chunk_many returned {len(results)} results for {len(docs)} documents")
@@ -237,7 +245,7 @@ class IndexStages:
                 if len(enriched) != len(flat):
                     raise StageError("index.enrichers", type_name, f"enrich returned {len(enriched)} chunks for "
                                                                    f"{len(flat)}; enrichers must keep every chunk")
-                flat = enriched
+                flat = _mark_failed(enricher, type_name, enriched)
             position = 0
             regrouped = []
             for r in results:
@@ -247,29 +255,158 @@ class IndexStages:
         return results
 
 
+def chunk_with(chunker: Any, chunker_type: str, docs: list[Document]) -> list[list[Chunk]]:
+    """The chunker's results for ``docs`` (``chunk_many`` when it has one), errors wrapped as stage errors."""
+    if hasattr(chunker, "chunk_many"):
+        return call_stage("index.chunker", chunker_type, lambda: list(chunker.chunk_many(docs)))
+    return [call_stage("index.chunker", chunker_type, lambda d=d: list(chunker.chunk(d))) for d in docs]
+
+
+@dataclass
+class ChunkBatch:
+    """What the index phase hands an engine to chunk one batch: ``chunk_batch(docs)`` chunks and enriches.
+
+    Engines that run the chunker elsewhere (other processes, other machines) call :meth:`chunk` there
+    with :attr:`chunker` and :meth:`finish` here: the enrichers and their backends stay in this process.
+    :attr:`portable` says whether the chunker may run elsewhere (it uses no model backend).
+    """
+
+    stages: IndexStages
+    usage: UsageBook
+
+    def __call__(self, docs: list[Document]) -> list[list[Chunk]]:
+        return self.stages.chunk_batch(docs, self.usage)
+
+    @property
+    def chunker(self) -> Any:
+        return self.stages.chunker
+
+    @property
+    def chunker_type(self) -> str:
+        return self.stages.chunker_type
+
+    @property
+    def portable(self) -> bool:
+        return not collaborator_params(type(self.stages.chunker)) and not nested_stage_params(type(self.stages.chunker))
+
+    def finish(self, docs: list[Document], results: list[list[Chunk]]) -> list[list[Chunk]]:
+        return self.stages.finish_batch(docs, results, self.usage)
+
+
+_WORKER_CHUNKER: list[Any] = []
+
+
+def _chunk_worker_init(chunker: Any, chunker_type: str) -> None:
+    _WORKER_CHUNKER[:] = [chunker, chunker_type]
+
+
+def _chunk_worker(docs: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    # records travel as plain dicts (their frozen metadata mappings do not pickle)
+    results = chunk_with(_WORKER_CHUNKER[0], _WORKER_CHUNKER[1], [Document.from_dict(d) for d in docs])
+    return [[c.to_dict() for c in chunks] for chunks in results]
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on (its affinity where the OS reports one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover (macOS, Windows)
+        return os.cpu_count() or 1
+
+
+def _mark_failed(enricher: Any, type_name: str, chunks: list[Chunk]) -> list[Chunk]:
+    """Tag the chunks the enricher's last report lists as failed with ``metadata["enrichment_failed"]``."""
+    report = getattr(enricher, "last_report_", None)
+    failed = set(getattr(report, "invalid_ids", None) or ())
+    if not failed:
+        return chunks
+    return [c.with_metadata(enrichment_failed=[*c.metadata.get("enrichment_failed", []), type_name])
+            if c.id in failed else c for c in chunks]
+
+
+def _complete(chunks: Sequence[Chunk]) -> bool:
+    """Whether every enrichment of these chunks succeeded (only complete results are cached or reused)."""
+    return not any("enrichment_failed" in c.metadata for c in chunks)
+
+
 class LocalEngine(Component):
-    """Runs the index phase in this process: documents in batches, one ``retriever.index`` call.
+    """Runs the index phase on this machine: documents in batches, one ``retriever.index`` call.
 
     An engine has two jobs: :meth:`chunk_documents` (map document batches to chunk records, yielding
     each batch's results as they complete so the caller journals them) and :meth:`build_index`
     (embed and index all chunks). A distributed engine implements the same two methods.
+
+    Chunking runs in ``workers`` processes (``None``: one per available core) when the chunker uses
+    no model backend, more than one core is available and the documents to chunk hold at least
+    ``parallel_min_chars`` characters; otherwise in this process. Results come back in document
+    order and are identical to in-process chunking (chunk ids are content hashes); enrichers always
+    run in this process.
+
+    Example:
+        >>> engine = LocalEngine(workers=1)
+        >>> [len(b) for b, _ in engine.chunk_documents([Document.from_text("a b")], lambda ds: [[] for _ in ds])]
+        [1]
     """
 
-    def __init__(self, *, batch_documents: int = BATCH_DOCUMENTS, batch_chars: int = BATCH_CHUNKS * 1000) -> None:
+    def __init__(self, *, batch_documents: int = BATCH_DOCUMENTS, batch_chars: int = BATCH_CHUNKS * 1000,
+                 workers: int | None = None, parallel_min_chars: int = PARALLEL_MIN_CHARS) -> None:
+        if workers is not None and workers < 1:
+            raise ValueError(f"LocalEngine workers: got {workers}; give a positive number of processes or None "
+                             "(one per available core)")
         self.batch_documents = batch_documents
         self.batch_chars = batch_chars
+        self.workers = workers
+        self.parallel_min_chars = parallel_min_chars
 
-    def chunk_documents(self, docs: Sequence[Document],
-                        chunk_batch: Callable[[list[Document]], list[list[Chunk]]]
-                        ) -> Iterator[tuple[list[Document], list[list[Chunk]]]]:
+    def batches(self, docs: Sequence[Document]) -> Iterator[list[Document]]:
+        """``docs`` cut into batches of at most ``batch_documents`` documents / ``batch_chars`` characters."""
         batch: list[Document] = []
         size = 0
         for position, doc in enumerate(docs):
             batch.append(doc)
             size += len(doc.text)
             if len(batch) >= self.batch_documents or size >= self.batch_chars or position == len(docs) - 1:
-                yield batch, chunk_batch(batch)
+                yield batch
                 batch, size = [], 0
+
+    def processes_for(self, docs: Sequence[Document], chunk_batch: Any) -> int:
+        """How many chunking processes this run uses (1: in this process)."""
+        workers = self.workers if self.workers is not None else available_cores()
+        if workers <= 1 or not getattr(chunk_batch, "portable", False):
+            return 1
+        if sum(len(d.text) for d in docs) < self.parallel_min_chars:
+            return 1
+        return workers
+
+    def chunk_documents(self, docs: Sequence[Document],
+                        chunk_batch: Callable[[list[Document]], list[list[Chunk]]]
+                        ) -> Iterator[tuple[list[Document], list[list[Chunk]]]]:
+        workers = self.processes_for(docs, chunk_batch)
+        if workers <= 1:
+            for batch in self.batches(docs):
+                yield batch, chunk_batch(batch)
+            return
+        yield from self._chunk_in_processes(list(self.batches(docs)), chunk_batch, workers)
+
+    def _chunk_in_processes(self, batches: list[list[Document]], chunk_batch: Any,
+                            workers: int) -> Iterator[tuple[list[Document], list[list[Chunk]]]]:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        # fork shares the loaded chunker without pickling it; a process with threads forks unsafely, so spawn there
+        method = "fork" if "fork" in multiprocessing.get_all_start_methods() and threading.active_count() == 1 \
+            else "spawn"
+        chunker = chunk_batch.chunker
+        if hasattr(chunker, "warm_up") and method == "fork":
+            chunker.warm_up()  # load its tokenizer once, before the fork
+        context = multiprocessing.get_context(method)
+        with ProcessPoolExecutor(max_workers=min(workers, len(batches)), mp_context=context,
+                                 initializer=_chunk_worker_init, initargs=(chunker, chunk_batch.chunker_type)) as pool:
+            results_in_order = pool.map(_chunk_worker, [[d.to_dict() for d in b] for b in batches])
+            for batch in batches:
+                with chunk_batch.usage.timed("index.chunker"):  # the wait for this batch's chunks
+                    results = [[Chunk.from_dict(c) for c in chunks] for chunks in next(results_in_order)]
+                yield batch, chunk_batch.finish(batch, results)
 
     def build_index(self, retriever: Any, chunks: list[Chunk]) -> None:
         retriever.index(chunks)
@@ -337,8 +474,10 @@ def run_index_phase(stages: IndexStages, docs: Sequence[Document], plan: IndexPl
         report.cleaned = store.clean_leftovers(plan.chunking_hash)
         with run_usage.timed("index.store"), store.reading():
             _verify(store, plan)
-            stored_prints = [record["fingerprint"] for record in store.read_documents()]
-            if sorted(stored_prints) == sorted(prints.values()):
+            stored_records = store.read_documents()
+            stored_prints = [record["fingerprint"] for record in stored_records]
+            complete = not any(record.get("metadata_missing") for record in stored_records)
+            if complete and sorted(stored_prints) == sorted(prints.values()):
                 call_stage("index.retriever", stages.retriever_type, lambda: retriever.load(store.retriever_dir()))
                 trees = _read_trees(store) if stages.tree_builder is not None else None
                 report.reused = True
@@ -352,10 +491,10 @@ def run_index_phase(stages: IndexStages, docs: Sequence[Document], plan: IndexPl
     journal = store.journal(plan.chunking_hash) if store is not None else None
     if journal is not None and rebuild:
         journal.clear()
-    done: dict[str, list[Chunk]] = {fp: c for fp, c in previous.items() if fp in wanted}
+    done: dict[str, list[Chunk]] = {fp: c for fp, c in previous.items() if fp in wanted and _complete(c)}
     if journal is not None:
         for fp, chunks in journal.load().items():
-            if fp in wanted:
+            if fp in wanted and _complete(chunks):
                 done.setdefault(fp, chunks)
     todo = [d for d in docs if prints[d.id] not in done]
 
@@ -363,9 +502,11 @@ def run_index_phase(stages: IndexStages, docs: Sequence[Document], plan: IndexPl
     if todo and cache.readable:
         for fp, blob in cache.get_many(namespace, [prints[d.id] for d in todo]).items():
             try:
-                done[fp] = [Chunk.from_dict(c) for c in json.loads(blob)]
+                cached_chunks = [Chunk.from_dict(c) for c in json.loads(blob)]
             except (ValueError, KeyError, TypeError):
                 continue
+            if _complete(cached_chunks):
+                done[fp] = cached_chunks
         cached = [d for d in todo if prints[d.id] in done]
         if journal is not None and cached:
             journal.append([(prints[d.id], done[prints[d.id]]) for d in cached])
@@ -373,18 +514,34 @@ def run_index_phase(stages: IndexStages, docs: Sequence[Document], plan: IndexPl
 
     report.documents_processed = len(todo)
     if todo:
-        with tqdm(total=len(todo), desc="chunking", unit="doc", disable=None if len(todo) > 1 else True) as bar:
-            for batch, results in engine.chunk_documents(todo, lambda b: stages.chunk_batch(b, run_usage)):
-                records = [(prints[d.id], chunks) for d, chunks in zip(batch, results)]
-                for fp, chunks in records:
-                    done[fp] = chunks
+        unsaved: list[tuple[str, list[Chunk]]] = []
+
+        def save() -> None:
+            # one journal fsync and one cache transaction per FLUSH_SECONDS, not per batch
+            with run_usage.timed("index.store"):
                 if journal is not None:
-                    journal.append(records)
+                    journal.append(unsaved)
                 if cache.writable:
                     cache.put_many(namespace, {fp: json.dumps([c.to_dict() for c in chunks], ensure_ascii=False,
                                                               default=str).encode("utf-8")
-                                               for fp, chunks in records})
-                bar.update(len(batch))
+                                               for fp, chunks in unsaved})
+            unsaved.clear()
+
+        last_save = time.monotonic()
+        try:
+            with tqdm(total=len(todo), desc="chunking", unit="doc", disable=None if len(todo) > 1 else True) as bar:
+                for batch, results in engine.chunk_documents(todo, ChunkBatch(stages, run_usage)):
+                    records = [(prints[d.id], chunks) for d, chunks in zip(batch, results)]
+                    for fp, chunks in records:
+                        done[fp] = chunks
+                    unsaved.extend(records)
+                    if time.monotonic() - last_save >= FLUSH_SECONDS:
+                        save()
+                        last_save = time.monotonic()
+                    bar.update(len(batch))
+        finally:  # a failing stage still leaves every finished document in the journal (a kill loses <= FLUSH_SECONDS)
+            if unsaved:
+                save()
 
     trees: dict[str, DocTree] | None = None
     if stages.tree_builder is not None:
@@ -401,7 +558,9 @@ def run_index_phase(stages: IndexStages, docs: Sequence[Document], plan: IndexPl
         call_stage("index.retriever", stages.retriever_type, lambda: engine.build_index(retriever, all_chunks))
     if store is not None:
         documents = [{"id": d.id, "fingerprint": prints[d.id], "chunks": len(done[prints[d.id]]),
-                      "source_id": d.metadata.get("source_id"), "source": d.metadata.get("source")}
+                      "source_id": d.metadata.get("source_id"), "source": d.metadata.get("source"),
+                      **({"metadata_missing": missing} if (missing := sum(
+                          "enrichment_failed" in c.metadata for c in done[prints[d.id]])) else {})}
                      for d in docs]
         tree_records = [trees[d.id].to_dict() for d in docs] if trees is not None else None
         with run_usage.timed("index.store"):
@@ -409,6 +568,7 @@ def run_index_phase(stages: IndexStages, docs: Sequence[Document], plan: IndexPl
             call_stage("index.store", "store", lambda: store.commit(retriever, documents, plan.index_config,
                                                                       plan.index_hash, extra=extra, trees=tree_records))
     report.chunks = len(all_chunks)
+    report.chunks_without_metadata = sum(not _complete([c]) for c in all_chunks)
     return IndexResult(retriever, trees, report)
 
 
@@ -472,4 +632,6 @@ def describe(report: IndexReport) -> str:
         f"chunked {report.documents_processed} new or changed document(s), removed {report.documents_removed}")
     where = report.store or "memory"
     cleaned = f"; removed leftovers of an interrupted run: {', '.join(report.cleaned)}" if report.cleaned else ""
-    return f"index: {report.documents} documents, {report.chunks} chunks; {what}; store: {where}{cleaned}"
+    missing = (f"; {report.chunks_without_metadata} chunk(s) lack metadata (their enrichment failed; not cached, "
+               "the next run retries them)" if report.chunks_without_metadata else "")
+    return f"index: {report.documents} documents, {report.chunks} chunks; {what}; store: {where}{cleaned}{missing}"

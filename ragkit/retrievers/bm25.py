@@ -34,7 +34,7 @@ import numpy as np
 from pydantic import Field
 from tqdm.auto import tqdm
 
-from ragkit._lazy import require
+from ragkit._lazy import import_bm25s, require
 from ragkit.errors import ConfigError, IndexStoreError
 from ragkit.retrievers._stopwords import ENGLISH
 from ragkit.retrievers.base import Retriever, top_k_indices
@@ -148,7 +148,7 @@ class _BM25SEngine:
 
     @staticmethod
     def _new(k1: float, b: float) -> Any:
-        bm25s = require("bm25s", "retrieval", "the bm25s BM25 engine")
+        bm25s = import_bm25s()
         return bm25s.BM25(k1=k1, b=b, method="atire", idf_method="lucene")
 
     @classmethod
@@ -228,12 +228,15 @@ class BM25Retriever(Retriever):
         """``auto`` → ``bm25s`` when importable, else ``rank_bm25``; explicit engines must be installed."""
         if engine == "auto":
             try:
-                import bm25s  # noqa: F401
+                import_bm25s()
             except ImportError:
                 require("rank_bm25", "retrieval", "BM25 retrieval")
                 return "rank_bm25"
             return "bm25s"
-        require(engine, "retrieval", f"the {engine} BM25 engine")
+        if engine == "bm25s":
+            import_bm25s()
+        else:
+            require(engine, "retrieval", f"the {engine} BM25 engine")
         return engine
 
     # ------------------------------------------------------------------ indexing

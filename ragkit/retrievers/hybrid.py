@@ -26,6 +26,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -139,8 +140,11 @@ class HybridRetriever(Retriever):
         self.dense_.warm_up()
 
     def _index(self, chunks: list[Chunk]) -> None:
-        self.bm25_.index(chunks)
-        self.dense_.index(chunks)
+        # BM25 is built in a thread while the embedder runs (torch releases the GIL in its kernels)
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ragkit-bm25") as pool:
+            lexical = pool.submit(self.bm25_.index, chunks)
+            self.dense_.index(chunks)
+            lexical.result()
 
     def _retrieve(self, query: Query, k: int, mask: np.ndarray | None) -> list[tuple[int, float]]:
         fetch = max(k, self.fetch_k)
