@@ -38,7 +38,7 @@ from ragkit.indexing import IndexReport, IndexStages  # noqa: F401  (IndexReport
 from ragkit.registry import Registry, default_registry
 from ragkit.runtime import Runtime
 from ragkit.stage import call_stage, collaborator_params, nested_stage_params
-from ragkit.types import Answer, Document, Query, ScoredChunk, Usage, sha256_hex  # noqa: F401
+from ragkit.types import Answer, Chunk, Document, Query, ScoredChunk, Usage, sha256_hex  # noqa: F401
 from ragkit.usage import UsageBook, usage_scope
 
 INDEX_SECTIONS = indexing.INDEX_SECTIONS
@@ -249,7 +249,11 @@ class Pipeline:
         """The index engine of ``engine:`` in the config (``local`` by default)."""
         spec = dict(self.config.get("engine") or {"type": "local"})
         cls = self.registry.get("engine", spec.pop("type"), path="engine.type")
-        return cls(**spec)
+        engine = cls(**spec)
+        bind = getattr(engine, "bind_pipeline", None)  # engines that rebuild stages elsewhere (ray) need the config
+        if callable(bind):
+            bind(self)
+        return engine
 
     def load_documents(self, sources: Iterable[str | Path | Document] | None = None) -> list[Document]:
         """Documents from ``sources`` (paths, globs, Documents) or from the config's corpus section."""
@@ -363,7 +367,11 @@ class Pipeline:
         return list(selected), context_for
 
     def query(self, query: Query | str, *, filter: Mapping[str, Any] | None = None, k: int | None = None) -> Answer:
-        """Answer one question: retrieve → (rerank) → select (chain) → aggregate."""
+        """Answer one question: retrieve → (rerank) → select (chain) → aggregate.
+
+        With ``query.aggregator: null`` (retrieval only) the answer lists the selected chunks with their
+        sources, offsets and scores (:func:`retrieval_only_answer`); no LLM is built or loaded.
+        """
         query = _as_query(query)
         trace: dict[str, Any] = {}
         stages: list[dict[str, Any]] = []
@@ -371,9 +379,12 @@ class Pipeline:
             selected, context_for = self._select(query, k, filter, total, trace, stages)
             t0 = time.perf_counter()
             aggregator = self.aggregator
-            with self.usage_book.timed("query.aggregator"):
-                answer = self._call("query.aggregator",
-                                    lambda: aggregator.aggregate(query, selected, **context_for(aggregator)))
+            if aggregator is None:  # retrieval only (query.aggregator: null): no LLM is built or called
+                answer = retrieval_only_answer(selected)
+            else:
+                with self.usage_book.timed("query.aggregator"):
+                    answer = self._call("query.aggregator",
+                                        lambda: aggregator.aggregate(query, selected, **context_for(aggregator)))
             trace["aggregate_s"] = time.perf_counter() - t0
             stages.append({"slot": "query.aggregator", "ids": [s.chunk.id for s in answer.chunks],
                            "seconds": trace["aggregate_s"]})
@@ -405,3 +416,19 @@ class Pipeline:
 
 def _as_query(query: Query | str) -> Query:
     return query if isinstance(query, Query) else Query.from_text(query)
+
+
+def retrieval_only_answer(selected: Sequence[ScoredChunk]) -> Answer:
+    """The answer of a retrieval-only pipeline: one line per selected chunk (source, offsets, score).
+
+    Example:
+        >>> doc = Document.from_text("Stores are written atomically.", source_id="docs/store.md")
+        >>> print(retrieval_only_answer([ScoredChunk(Chunk.from_span(doc, 0, 30, 6, doc.metadata), 0.5)]).text)
+        [1] docs/store.md:0-30 score=0.5000
+    """
+    lines = []
+    for rank, scored in enumerate(selected, 1):
+        meta = scored.chunk.metadata
+        source = meta.get("source_id") or meta.get("path") or scored.chunk.doc_id[:12]
+        lines.append(f"[{rank}] {source}:{scored.chunk.start}-{scored.chunk.end} score={scored.score:.4f}")
+    return Answer("\n".join(lines), chunks=tuple(selected), trace={"retrieval_only": True})

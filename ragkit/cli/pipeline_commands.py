@@ -27,6 +27,27 @@ SetOpt = Annotated[list[str] | None, typer.Option("--set", help="Override KEY=VA
 RebuildOpt = Annotated[bool, typer.Option("--rebuild", help="Ignore and replace the stored index.")]
 NoCacheOpt = Annotated[bool, typer.Option("--no-cache", help="Do not read or write the LLM/embedding/chunk cache.")]
 DataRootOpt = Annotated[Path | None, typer.Option("--data-root", help="Datasets directory (beats $RAGKIT_DATA).")]
+EngineOpt = Annotated[str | None, typer.Option("--engine", help="Index engine: local (default) or ray (extra 'ray'); "
+                                                                  "overrides the config's engine.type.")]
+AddressOpt = Annotated[str | None, typer.Option("--address", help="Ray cluster for --engine ray: auto or ray://HOST:PORT "
+                                                                   "(default: a local Ray).")]
+
+
+def engine_overrides(engine: str | None, address: str | None) -> list[str]:
+    """``--set`` overrides for ``--engine`` / ``--address`` (``--address`` implies ``--engine ray``).
+
+    Example:
+        >>> engine_overrides("ray", "auto")
+        ['engine.type=ray', 'engine.address=auto']
+        >>> engine_overrides(None, None)
+        []
+    """
+    if address and engine not in (None, "ray"):
+        from ragkit.errors import ConfigError
+
+        raise ConfigError(f"--address {address!r} is for --engine ray, but --engine is {engine!r}; drop one of them")
+    out = [f"engine.type={engine or 'ray'}"] if engine or address else []
+    return out + ([f"engine.address={address}"] if address else [])
 
 
 def _preview(text: str, width: int = 100) -> str:
@@ -150,6 +171,8 @@ def index(
     rebuild: RebuildOpt = False,
     no_cache: NoCacheOpt = False,
     data_root: DataRootOpt = None,
+    engine: EngineOpt = None,
+    address: AddressOpt = None,
 ) -> None:
     """Build (or update, or reuse) the persisted index for a config; print what was done.
 
@@ -164,7 +187,8 @@ def index(
     from ragkit.indexing import describe
     from ragkit.runner import index_config
 
-    pipeline, report = index_config(config, set_ or [], rebuild=rebuild, no_cache=no_cache, data_root=data_root)
+    overrides = [*(set_ or []), *engine_overrides(engine, address)]
+    pipeline, report = index_config(config, overrides, rebuild=rebuild, no_cache=no_cache, data_root=data_root)
     typer.echo(describe(report))
     typer.echo(f"index hash: {pipeline.index_hash()}  ({report.seconds:.2f} s)")
     for slot, usage in sorted(pipeline.stage_usage.items()):
@@ -182,6 +206,8 @@ def query(
     show_metadata: Annotated[bool, typer.Option("--show-metadata", help="Print each cited chunk's metadata.")] = False,
     no_cache: NoCacheOpt = False,
     show_trace: Annotated[bool, typer.Option("--show-trace", help="Print the selector links' rationales and flags.")] = False,
+    no_llm: Annotated[bool, typer.Option("--no-llm", help="Retrieval only (query.aggregator=null): print the selected "
+                                         "chunks with scores and offsets; no LLM is loaded.")] = False,
 ) -> None:
     """Answer one question from the persisted index (build it first with `ragkit index` or `ragkit run`).
 
@@ -205,7 +231,10 @@ def query(
         compile_filter(parsed, "--filter")
     if k is not None and k <= 0:
         raise ConfigError(f"--k {k}: must be a positive integer")
-    pipeline = build_pipeline(config, list(set_ or []), no_cache=no_cache)
+    overrides: list = list(set_ or [])
+    if no_llm:
+        overrides.append(("query.aggregator", None))
+    pipeline = build_pipeline(config, overrides, no_cache=no_cache)
     the_query = Query.from_text(question, id="query")
     answer = pipeline.query(the_query, filter=parsed, k=k)
     typer.echo(format_answer(the_query, answer, show_metadata))

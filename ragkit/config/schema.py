@@ -80,7 +80,7 @@ class QueryConfig(_Strict):
     retrieve: RetrieveConfig = Field(default_factory=RetrieveConfig)
     reranker: StageSpec | None = None
     selector: StageSpec | list[StageSpec] = Field(default_factory=lambda: {"type": "top_k", "k": 5})  # one or a chain
-    aggregator: StageSpec = Field(
+    aggregator: StageSpec | None = Field(  # null: retrieval only (the answer is the selected chunks; no LLM)
         default_factory=lambda: {"type": "stuff", "llm": "default", "max_context_tokens": 1536}
     )
 
