@@ -423,13 +423,52 @@ def _with_document_metadata(doc: Document, chunks: Sequence[Chunk]) -> list[Chun
     return out
 
 
+def _source_name(doc: Document, position: int) -> str:
+    meta = doc.metadata
+    return str(meta.get("source_id") or meta.get("path") or meta.get("source") or meta.get("id") or f"#{position}")
+
+
 def _dedupe(docs: Sequence[Document]) -> list[Document]:
-    seen: dict[str, Document] = {}
-    for doc in docs:
+    """One document per distinct text; identical texts are merged, every source listed in ``metadata["sources"]``.
+
+    The first document keeps its id and metadata; when others share its text, ``sources`` lists the
+    source of each (first one included) and ``merged_metadata`` the metadata of the others, so a
+    filter ``{sources: b.md}`` finds the text under any of its sources. A warning says how many merged.
+
+    Example:
+        >>> import warnings
+        >>> a, b = Document.from_text("same", source_id="a.md"), Document.from_text("same", source_id="b.md")
+        >>> with warnings.catch_warnings():
+        ...     warnings.simplefilter("ignore")
+        ...     merged = _dedupe([a, b])
+        >>> len(merged), merged[0].metadata["sources"]
+        (1, ['a.md', 'b.md'])
+    """
+    seen: dict[str, list[tuple[int, Document]]] = {}
+    for position, doc in enumerate(docs):
         if not isinstance(doc, Document):
             raise TypeError(f"the index phase expects Document objects, got {type(doc).__name__}: {doc!r:.80}")
-        seen.setdefault(doc.id, doc)
-    return list(seen.values())
+        seen.setdefault(doc.id, []).append((position, doc))
+    out: list[Document] = []
+    merged = 0
+    for group in seen.values():
+        first = group[0][1]
+        if len(group) > 1:
+            merged += len(group) - 1
+            sources = list(dict.fromkeys(_source_name(d, p) for p, d in group))
+            others = [{k: v for k, v in d.metadata.items() if k != "headings"} for _p, d in group[1:]]
+            first = Document(id=first.id, text=first.text,
+                             metadata={**first.metadata, "sources": sources, "merged_metadata": others})
+        out.append(first)
+    if merged:
+        import warnings
+
+        from ragkit.errors import RagkitWarning
+
+        warnings.warn(f"{merged} document(s) have exactly the same text as another and were indexed once; every "
+                      "source is listed in the chunks' metadata 'sources' (filter with {sources: NAME})",
+                      RagkitWarning, stacklevel=3)
+    return out
 
 
 # --------------------------------------------------------------------------- the phase
