@@ -24,6 +24,9 @@ def isolated_ragkit_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
         (real / shared).mkdir(parents=True, exist_ok=True)
         (home / shared).symlink_to(real / shared, target_is_directory=True)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach a hub: fail at once instead of retrying
+    dev_data = Path(__file__).resolve().parent.parent / "shared" / "datasets"
+    if dev_data.is_dir():  # a development checkout's dev data (a clone without it: RAGKIT_HOME/datasets, empty)
+        os.environ.setdefault("RAGKIT_DATA", str(dev_data))
     os.environ["RAGKIT_REAL_HOME"] = str(real)
     os.environ["RAGKIT_HOME"] = str(home)
     return home

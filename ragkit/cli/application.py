@@ -13,6 +13,7 @@ from ragkit.cli.boundary import CommandGroup, report, show_warning
 from ragkit.cli.chunk import chunk_command
 from ragkit.cli.components import components_command
 from ragkit.cli.corag import corag_app
+from ragkit.cli.datasets import datasets_app
 from ragkit.cli.eval import eval_command
 from ragkit.cli.models import models_app
 from ragkit.cli.pipeline_commands import index, query, run
@@ -35,6 +36,7 @@ app.command("index")(index)
 app.command("query")(query)
 app.command("serve")(serve_command)
 app.add_typer(models_app, name="models")
+app.add_typer(datasets_app, name="datasets")
 app.command("eval")(eval_command)
 app.add_typer(corag_app, name="corag")
 

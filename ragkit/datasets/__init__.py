@@ -14,7 +14,10 @@ precedence, the only copy), :mod:`~ragkit.datasets.catalog` (built-in names and
 into documents and questions is :mod:`ragkit.corpus`.
 
 Data root precedence: explicit ``data_root`` (``--data-root``) > ``$RAGKIT_DATA`` > the config's
-``data_root`` > ``../shared/datasets`` relative to the working directory.
+``data_root`` > ``RAGKIT_HOME/datasets``. :func:`download` (``ragkit datasets download NAME``) fetches a
+built-in benchmark's pinned upstream files there (:mod:`~ragkit.datasets.remote`), like
+``sklearn.datasets.fetch_*``; :func:`load_dataset` then reads them (``split: full``, every question)
+as well as the dev layout of a development checkout (``split: dev``).
 
 Example:
     >>> import json, tempfile
@@ -38,11 +41,13 @@ from ragkit.datasets.hipporag import HIPPORAG_SUBSETS, load_hipporag
 from ragkit.datasets.leval import LEVAL_TASKS, load_leval
 from ragkit.datasets.qasper import load_qasper, render_qasper_paper
 from ragkit.datasets.records import HIT_RULES, EvalDataset, EvalQuestion, Span
-from ragkit.datasets.root import DATA_ENV, DEFAULT_DATA_ROOT, resolve_data_root
+from ragkit.datasets.remote import MIRROR_ENV, SOURCES, DatasetSource, RemoteFile, download, is_present
+from ragkit.datasets.root import DATA_ENV, default_data_root, resolve_data_root
 
 __all__ = [
-    "CHROMA_CORPORA", "DATASETS", "DATA_ENV", "DEFAULT_DATA_ROOT", "HIPPORAG_SUBSETS", "HIT_RULES", "LEVAL_TASKS",
-    "BuiltinDataset", "EvalDataset", "EvalQuestion", "Loader", "Span", "dataset_spec", "document_from_file",
-    "load_chroma", "load_dataset", "load_generic", "load_hipporag", "load_leval", "load_qasper",
-    "render_qasper_paper", "resolve_data_root",
+    "CHROMA_CORPORA", "DATASETS", "DATA_ENV", "HIPPORAG_SUBSETS", "HIT_RULES", "LEVAL_TASKS", "MIRROR_ENV",
+    "SOURCES", "BuiltinDataset", "DatasetSource", "EvalDataset", "EvalQuestion", "Loader", "RemoteFile", "Span",
+    "dataset_spec", "default_data_root", "document_from_file", "download", "is_present", "load_chroma",
+    "load_dataset", "load_generic", "load_hipporag", "load_leval", "load_qasper", "render_qasper_paper",
+    "resolve_data_root",
 ]

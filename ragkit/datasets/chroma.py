@@ -1,6 +1,8 @@
 """Chroma's chunking evaluation (``chroma_chunking_eval``): five corpus files, questions with exact gold spans.
 
-Files: ``<corpus>.md`` for each of :data:`CHROMA_CORPORA` and ``questions_dev.csv`` (``question``,
+Files: ``<corpus>.md`` for each of :data:`CHROMA_CORPORA` and ``questions_df.csv`` (the upstream file:
+all 472 questions, ``split: full``) or, in a development checkout, ``questions_dev.csv`` (its dev rows,
+``split: dev``), with columns ``question``,
 ``references`` as a JSON list of ``{content, start_index, end_index}``, ``corpus_id``). Offsets index
 the corpus file read as UTF-8; a reference that does not reproduce its content is an error.
 """
@@ -12,7 +14,7 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from ragkit.datasets.files import document_from_file, require
+from ragkit.datasets.files import document_from_file, full_or_dev, require
 from ragkit.datasets.records import EvalDataset, EvalQuestion, Span
 from ragkit.datasets.root import dataset_dir
 from ragkit.errors import DatasetError
@@ -24,7 +26,7 @@ CHROMA_CORPORA = ("state_of_the_union", "wikitexts", "chatlogs", "finance", "pub
 
 
 def load_chroma(root: Path, subset: Sequence[str] | None = None) -> EvalDataset:
-    """Chroma's general chunking evaluation (dev): five corpus files, questions with exact gold spans.
+    """Chroma's general chunking evaluation (full or dev): five corpus files, questions with exact gold spans.
 
     Example:
         >>> import tempfile
@@ -46,7 +48,8 @@ def load_chroma(root: Path, subset: Sequence[str] | None = None) -> EvalDataset:
         raise DatasetError(f"chroma_chunking_eval: unknown corpus {bad}; subsets are {', '.join(CHROMA_CORPORA)}")
     docs = {c: document_from_file(require(folder / f"{c}.md"), c, corpus=c) for c in corpora}
     questions = []
-    with require(folder / "questions_dev.csv").open(encoding="utf-8", newline="") as fh:
+    path, split = full_or_dev(folder, "questions_df.csv")
+    with path.open(encoding="utf-8", newline="") as fh:
         for index, row in enumerate(csv.DictReader(fh)):
             corpus = row["corpus_id"]
             if corpus not in docs:
@@ -63,12 +66,12 @@ def load_chroma(root: Path, subset: Sequence[str] | None = None) -> EvalDataset:
                     )
                 spans.append(Span(doc.id, start, end))
             questions.append(EvalQuestion(
-                id=f"chroma-dev-{index:04d}", text=row["question"], gold_spans=tuple(spans),
+                id=f"chroma-{split}-{index:04d}", text=row["question"], gold_spans=tuple(spans),
                 gold_passages=(corpus,),
-                metadata={"split": "dev", "corpus": corpus, "row": index,
+                metadata={"split": split, "corpus": corpus, "row": index,
                           "references": [r["content"] for r in refs]},
             ))
     return EvalDataset("chroma_chunking_eval", list(docs.values()), questions, {
-        "split": "dev", "pooled": True, "hit_rule": "contain", "excluded": {},
+        "split": split, "pooled": True, "hit_rule": "contain", "excluded": {},
         "gold": "character spans as published (offsets into the corpus file read as UTF-8)",
     })

@@ -22,7 +22,42 @@ from ragkit.errors import DatasetError
 from ragkit.loaders import load_corpus
 from ragkit.types import Document
 
-__all__ = ["document_from_file", "read_json", "read_jsonl", "require"]
+__all__ = ["DEV_NAMES", "document_from_file", "full_or_dev", "read_json", "read_jsonl", "require"]
+
+#: Upstream file name -> the dev-subset file of a development checkout (same format, fewer questions).
+DEV_NAMES = {
+    "questions_df.csv": "questions_dev.csv",
+    "hotpotqa_train.json": "hotpotqa_train.dev.json",
+    "musique_train.json": "musique_train.dev.json",
+    "legal_contract_qa.jsonl": "legal_contract_qa.dev.jsonl",
+    "natural_question.jsonl": "natural_question.dev.jsonl",
+    "scientific_qa.jsonl": "scientific_qa.dev.jsonl",
+    "qasper-original-sample.json": "qasper_sample.dev.json",
+}
+
+
+def full_or_dev(folder: Path, upstream: str) -> tuple[Path, str]:
+    """The upstream file ``folder/upstream`` and split ``"full"``, else its dev subset and ``"dev"``.
+
+    ``ragkit datasets download`` writes the upstream layout (every question); a development checkout
+    holds the dev layout (:data:`DEV_NAMES`). Neither present is a :class:`~ragkit.errors.DatasetError`.
+
+    Example:
+        >>> import tempfile
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> _ = (folder / "questions_dev.csv").write_text("question\\n")
+        >>> full_or_dev(folder, "questions_df.csv")[1]
+        'dev'
+    """
+    if (folder / upstream).is_file():
+        return folder / upstream, "full"
+    dev = DEV_NAMES[upstream]
+    if (folder / dev).is_file():
+        return folder / dev, "dev"
+    raise DatasetError(
+        f"dataset file {str(folder / upstream)!r} (or its dev subset {dev!r}) is missing; the dataset folder looks "
+        f"incomplete. Run `ragkit datasets download {folder.name} --root {folder.parent}` or place the file there."
+    )
 
 
 def require(path: Path) -> Path:

@@ -2,7 +2,8 @@
 
 HotpotQA: one document per corpus title (its sentences joined as stored), gold = supporting-sentence
 spans. MuSiQue: one document per corpus paragraph, gold = the supporting paragraphs matched by exact
-text. The subsets are not pooled: each gets its own index.
+text. The subsets are not pooled: each gets its own index. Questions come from the upstream
+``<subset>_train.json`` (100 each, ``split: full``) or the dev subset ``<subset>_train.dev.json``.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
-from ragkit.datasets.files import read_json
+from ragkit.datasets.files import full_or_dev, read_json
 from ragkit.datasets.records import EvalDataset, EvalQuestion, Span
 from ragkit.datasets.root import dataset_dir
 from ragkit.errors import DatasetError
@@ -23,7 +24,7 @@ __all__ = ["HIPPORAG_SUBSETS", "load_hipporag"]
 HIPPORAG_SUBSETS = ("hotpotqa", "musique")
 
 
-def _hotpotqa(folder: Path, excluded: Counter[str]) -> tuple[list[Document], list[EvalQuestion]]:
+def _hotpotqa(folder: Path, excluded: Counter[str], splits: list[str]) -> tuple[list[Document], list[EvalQuestion]]:
     corpus: dict[str, list[str]] = read_json(folder / "hotpotqa_train_corpus.json")
     docs: dict[str, Document] = {}
     offsets: dict[str, list[tuple[int, int]]] = {}
@@ -45,7 +46,9 @@ def _hotpotqa(folder: Path, excluded: Counter[str]) -> tuple[list[Document], lis
         doc = Document.from_text(text, source_id=title, metadata={"corpus": "hotpotqa", "title": title})
         by_text[text] = docs[title] = doc
     questions = []
-    for item in read_json(folder / "hotpotqa_train.dev.json"):
+    path, split = full_or_dev(folder, "hotpotqa_train.json")
+    splits.append(split)
+    for item in read_json(path):
         spans, passages = [], []
         for title, index in item["supporting_facts"]:
             if title not in docs or index >= len(offsets[title]):
@@ -68,12 +71,12 @@ def _hotpotqa(folder: Path, excluded: Counter[str]) -> tuple[list[Document], lis
         questions.append(EvalQuestion(
             id=item["_id"], text=item["question"], answers=(item["answer"],), gold_spans=tuple(spans),
             gold_passages=tuple(passages),
-            metadata={"split": "dev", "corpus": "hotpotqa", "type": item.get("type"), "level": item.get("level")},
+            metadata={"split": split, "corpus": "hotpotqa", "type": item.get("type"), "level": item.get("level")},
         ))
     return list({d.id: d for d in docs.values()}.values()), questions
 
 
-def _musique(folder: Path, excluded: Counter[str]) -> tuple[list[Document], list[EvalQuestion]]:
+def _musique(folder: Path, excluded: Counter[str], splits: list[str]) -> tuple[list[Document], list[EvalQuestion]]:
     corpus = read_json(folder / "musique_train_corpus.json")
     by_text: dict[str, Document] = {}
     for index, para in enumerate(corpus):
@@ -87,7 +90,9 @@ def _musique(folder: Path, excluded: Counter[str]) -> tuple[list[Document], list
         by_text[text] = Document.from_text(text, source_id=f"{index}:{para['title']}",
                                            metadata={"corpus": "musique", "title": para["title"]})
     questions = []
-    for item in read_json(folder / "musique_train.dev.json"):
+    path, split = full_or_dev(folder, "musique_train.json")
+    splits.append(split)
+    for item in read_json(path):
         spans, passages = [], []
         for para in item["paragraphs"]:
             if not para["is_supporting"]:
@@ -107,13 +112,13 @@ def _musique(folder: Path, excluded: Counter[str]) -> tuple[list[Document], list
         hops = item["id"].split("__", 1)[0]
         questions.append(EvalQuestion(
             id=item["id"], text=item["question"], answers=answers, gold_spans=tuple(spans),
-            gold_passages=tuple(passages), metadata={"split": "dev", "corpus": "musique", "type": hops},
+            gold_passages=tuple(passages), metadata={"split": split, "corpus": "musique", "type": hops},
         ))
     return list(by_text.values()), questions
 
 
 def load_hipporag(root: Path, subset: Sequence[str] | None = None) -> EvalDataset:
-    """HippoRAG's HotpotQA and MuSiQue samples (dev), open-corpus setting, one index per subset.
+    """HippoRAG's HotpotQA and MuSiQue samples (full or dev), open-corpus setting, one index per subset.
 
     Example:
         >>> import json, tempfile
@@ -136,12 +141,13 @@ def load_hipporag(root: Path, subset: Sequence[str] | None = None) -> EvalDatase
     excluded: Counter[str] = Counter()
     docs: list[Document] = []
     questions: list[EvalQuestion] = []
+    splits: list[str] = []
     for name in subsets:
-        d, q = (_hotpotqa if name == "hotpotqa" else _musique)(folder, excluded)
+        d, q = (_hotpotqa if name == "hotpotqa" else _musique)(folder, excluded, splits)
         docs += d
         questions += q
     return EvalDataset("hipporag_multihop", docs, questions, {
-        "split": "dev", "pooled": False, "hit_rule": "contain", "excluded": dict(excluded),
+        "split": "+".join(dict.fromkeys(splits)), "pooled": False, "hit_rule": "contain", "excluded": dict(excluded),
         "gold": "HotpotQA: supporting-sentence spans in per-title documents; MuSiQue: supporting paragraphs "
                 "(whole per-paragraph documents), matched by exact text",
     })

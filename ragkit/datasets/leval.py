@@ -1,6 +1,7 @@
 """L-Eval long documents (``leval_longdoc``): deduplicated (document, question) pairs, verbatim answer spans.
 
-One ``<task>.dev.jsonl`` per task in :data:`LEVAL_TASKS` (``input`` document, ``instructions``,
+One ``<task>.jsonl`` (upstream, ``split: full``) or ``<task>.dev.jsonl`` (dev subset) per task in
+:data:`LEVAL_TASKS` (``input`` document, ``instructions``,
 ``outputs``). Repeated pairs merge (another reference answer becomes an alias); gold is the first
 verbatim occurrence of a reference answer; yes/no/unanswerable and non-verbatim answers get no span
 and are counted as excluded. Natural Questions pages keep their ``<H1>``-``<H6>`` tags as headings.
@@ -14,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ragkit.datasets.files import read_jsonl
+from ragkit.datasets.files import full_or_dev, read_jsonl
 from ragkit.datasets.records import EvalDataset, EvalQuestion, Span
 from ragkit.datasets.root import dataset_dir
 from ragkit.errors import DatasetError
@@ -54,8 +55,11 @@ def load_leval(root: Path, subset: Sequence[str] | None = None) -> EvalDataset:
     excluded: Counter[str] = Counter()
     docs: dict[str, Document] = {}
     questions: list[EvalQuestion] = []
+    splits: list[str] = []
     for task in tasks:
-        rows = read_jsonl(folder / f"{task}.dev.jsonl")
+        path, split = full_or_dev(folder, f"{task}.jsonl")
+        splits.append(split)
+        rows = read_jsonl(path)
         pairs: dict[tuple[str, str], list[str]] = {}
         rank: dict[str, int] = {}
         for row in rows:
@@ -91,9 +95,9 @@ def load_leval(root: Path, subset: Sequence[str] | None = None) -> EvalDataset:
             questions.append(EvalQuestion(
                 id=f"{task}-{rank[text]:02d}-{qi:03d}", text=question, answers=tuple(answers),
                 gold_spans=(span,) if span else (), gold_passages=(str(doc.metadata["source_id"]),),
-                metadata={"split": "dev", "corpus": task, "document": rank[text]},
+                metadata={"split": split, "corpus": task, "document": rank[text]},
             ))
     return EvalDataset("leval_longdoc", list(docs.values()), questions, {
-        "split": "dev", "pooled": False, "hit_rule": "contain", "excluded": dict(excluded),
+        "split": "+".join(dict.fromkeys(splits)), "pooled": False, "hit_rule": "contain", "excluded": dict(excluded),
         "gold": "first verbatim occurrence of the reference answer in its document",
     })

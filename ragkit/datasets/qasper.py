@@ -1,6 +1,7 @@
 """The Qasper sample (``qasper_sample``): papers rendered as Markdown, evidence paragraphs as gold.
 
-``qasper_sample.dev.json`` holds concatenated JSON objects, one per paper. Each paper becomes one
+``qasper-original-sample.json`` (upstream, 10 papers, ``split: full``) or ``qasper_sample.dev.json``
+(dev subset, 8 papers) holds concatenated JSON objects, one per paper. Each paper becomes one
 Markdown document (:func:`render_qasper_paper`); evidence paragraphs are located in the rendering;
 figure/table evidence and evidence that is not a paragraph of the paper are counted as excluded.
 """
@@ -13,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ragkit.datasets.files import require
+from ragkit.datasets.files import full_or_dev
 from ragkit.datasets.records import EvalDataset, EvalQuestion, Span
 from ragkit.datasets.root import dataset_dir
 from ragkit.errors import DatasetError
@@ -122,7 +123,7 @@ def load_qasper(root: Path, subset: Sequence[str] | None = None) -> EvalDataset:
         (('BM25',), 'We use BM25.')
     """
     folder = dataset_dir(root, "qasper_sample")
-    path = require(folder / "qasper_sample.dev.json")
+    path, split = full_or_dev(folder, "qasper-original-sample.json")
     papers = _iter_json_objects(path.read_text(encoding="utf-8"), path)
     if subset:
         known = {p["id"] for p in papers}
@@ -170,9 +171,9 @@ def load_qasper(root: Path, subset: Sequence[str] | None = None) -> EvalDataset:
                 excluded["qasper: questions without evidence"] += 1
             questions.append(EvalQuestion(
                 id=qid, text=question, answers=tuple(dict.fromkeys(answers)), gold_spans=tuple(dict.fromkeys(spans)),
-                gold_passages=(paper["id"],), metadata={"split": "dev", "corpus": "qasper", "paper": paper["id"]},
+                gold_passages=(paper["id"],), metadata={"split": split, "corpus": "qasper", "paper": paper["id"]},
             ))
     return EvalDataset("qasper_sample", docs, questions, {
-        "split": "dev", "pooled": True, "hit_rule": "contain", "excluded": dict(excluded),
+        "split": split, "pooled": True, "hit_rule": "contain", "excluded": dict(excluded),
         "gold": "union of all annotators' evidence paragraphs, located in the Markdown rendering",
     })

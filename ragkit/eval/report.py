@@ -296,6 +296,7 @@ def render_markdown(exp: Experiment, tables: Mapping[str, str], datasets: Mappin
         excluded = summary.get("excluded") or {}
         lines.append(f"- dataset `{name}`: {summary['questions']} questions ({summary['questions_with_gold_spans']} "
                      f"with gold spans), {summary['documents']} documents, {summary['characters']:,} characters"
+                     + (f", split: {summary['split']}" if summary.get("split") else "")
                      + (f"; excluded: {json.dumps(excluded)}" if excluded else ""))
     if limit:
         lines.append(f"- reduced run: at most {limit} questions per corpus")

@@ -1,4 +1,4 @@
-"""The data-root precedence: --data-root > $RAGKIT_DATA > config data_root > ../shared/datasets (cwd-relative)."""
+"""The data-root precedence: --data-root > $RAGKIT_DATA > config data_root > RAGKIT_HOME/datasets."""
 
 from __future__ import annotations
 
@@ -13,9 +13,10 @@ from ragkit.errors import DatasetError
 
 @pytest.fixture
 def roots(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
-    """One existing folder per precedence level; the working directory holds ``../shared/datasets``."""
+    """One existing folder per precedence level; ``RAGKIT_HOME`` holds ``datasets/``."""
     out = {name: tmp_path / name for name in ("explicit", "env", "config")}
-    out["default"] = tmp_path / "shared" / "datasets"
+    out["default"] = tmp_path / "home" / "datasets"
+    monkeypatch.setenv("RAGKIT_HOME", str(tmp_path / "home"))
     for path in out.values():
         path.mkdir(parents=True)
     cwd = tmp_path / "project"
@@ -40,10 +41,8 @@ def test_config_beats_default(roots: dict[str, Path]) -> None:
     assert resolve_data_root(None, roots["config"]) == roots["config"]
 
 
-def test_default_is_relative_to_the_working_directory(roots: dict[str, Path]) -> None:
-    chosen = resolve_data_root()
-    assert chosen == Path("..") / "shared" / "datasets"
-    assert chosen.resolve() == roots["default"].resolve()
+def test_default_is_ragkit_home_datasets(roots: dict[str, Path]) -> None:
+    assert resolve_data_root() == roots["default"]
 
 
 def test_empty_values_count_as_not_given(roots: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
@@ -75,10 +74,11 @@ def test_a_missing_chosen_root_is_an_error_naming_the_rule(roots: dict[str, Path
         resolve_data_root(None, missing)
 
 
-def test_no_default_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_no_default_root_says_how_to_download(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(DATA_ENV, raising=False)
+    monkeypatch.setenv("RAGKIT_HOME", str(tmp_path / "home"))
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(DatasetError, match=r"shared/datasets.*does not exist.*--data-root"):
+    with pytest.raises(DatasetError, match=r"home/datasets.*does not exist.*ragkit datasets download NAME.*--data-root"):
         resolve_data_root()
 
 
