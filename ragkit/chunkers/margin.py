@@ -19,6 +19,7 @@ Scoring goes through the LLM layer's ``next_token_probs`` capability.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any, ClassVar, Literal
@@ -26,6 +27,7 @@ from typing import Annotated, Any, ClassVar, Literal
 import numpy as np
 from pydantic import Field
 
+from ragkit.chunkers._diagnostics import record
 from ragkit.chunkers._merge import LengthUnit, finish_spans
 from ragkit.chunkers._units import sentence_spans
 from ragkit.chunkers.base import Chunker, resolve_llm
@@ -54,6 +56,8 @@ MARGIN_PROMPT = PromptTemplate(
 )
 PROMPT_VERSION = MARGIN_PROMPT.key
 SPLIT, KEEP = "1", "2"
+#: What the margin chunker hands to :func:`ragkit.chunkers._diagnostics.record` per sentence.
+MARGIN_LABEL = 'margin p("keep") - p("split") joining the previous sentence'
 
 
 def margin_prompt(left: str, right: str, joined: str) -> GenerationRequest:
@@ -146,6 +150,7 @@ class _DocState:
     start: int = 0  # first sentence of the current chunk
     next: int = 1  # sentence whose boundary is decided next
     keeps: list[bool] = field(default_factory=list)
+    decided: list[float] = field(default_factory=list)  # the margin behind each of ``keeps``
     margins: dict[tuple[int, int], float] = field(default_factory=dict)
 
     @property
@@ -260,7 +265,8 @@ class MarginChunker(Chunker):
         return self._progress(total, f"margin chunking ({self.context})", "boundary")
 
     # ----------------------------------------------------------------- decisions
-    def _decide_sentence_mode(self, docs: Sequence[Document], sentences: Sequence[list[tuple[int, int]]]) -> list[list[bool]]:
+    def _decide_sentence_mode(self, docs: Sequence[Document],
+                              sentences: Sequence[list[tuple[int, int]]]) -> list[tuple[list[bool], list[float]]]:
         prompts, owners = [], []
         for d, (doc, sents) in enumerate(zip(docs, sentences)):
             for i in range(1, len(sents)):
@@ -275,11 +281,12 @@ class MarginChunker(Chunker):
                 bar.update(len(parts[-1]))
             if parts:
                 scores = np.concatenate(parts)
-        out: list[list[bool]] = []
+        out: list[tuple[list[bool], list[float]]] = []
         cursor = 0
         for sents in sentences:
             n = max(len(sents) - 1, 0)
-            out.append(decide_all(scores[cursor: cursor + n], self.initial_threshold, self.threshold_window))
+            part = scores[cursor: cursor + n]
+            out.append((decide_all(part, self.initial_threshold, self.threshold_window), part.tolist()))
             cursor += n
         return out
 
@@ -296,7 +303,8 @@ class MarginChunker(Chunker):
                     pairs.append((start, i))
         return pairs
 
-    def _decide_chunk_mode(self, docs: Sequence[Document], sentences: Sequence[list[tuple[int, int]]]) -> list[list[bool]]:
+    def _decide_chunk_mode(self, docs: Sequence[Document],
+                           sentences: Sequence[list[tuple[int, int]]]) -> list[tuple[list[bool], list[float]]]:
         states = [_DocState(doc, sents, RunningThreshold(self.initial_threshold, self.threshold_window))
                   for doc, sents in zip(docs, sentences)]
         total = sum(max(len(s) - 1, 0) for s in sentences)
@@ -316,8 +324,10 @@ class MarginChunker(Chunker):
                 for s in active:
                     before = s.next
                     while not s.done and (s.start, s.next) in s.margins:
-                        keep = s.rule.decide(s.margins.pop((s.start, s.next)))
+                        margin = s.margins.pop((s.start, s.next))
+                        keep = s.rule.decide(margin)
                         s.keeps.append(keep)
+                        s.decided.append(margin)
                         if not keep:
                             s.start = s.next
                         s.next += 1
@@ -325,7 +335,7 @@ class MarginChunker(Chunker):
                     s.margins = {k: v for k, v in s.margins.items()
                                  if k[1] >= s.next and (k[0] == s.start or k[0] >= s.next)}
                     bar.update(s.next - before)
-        return [s.keeps for s in states]
+        return [(s.keeps, s.decided) for s in states]
 
     # ----------------------------------------------------------------- chunker API
     def _chunk_batch(self, docs: Sequence[Document]) -> list[list[Chunk]]:
@@ -334,7 +344,9 @@ class MarginChunker(Chunker):
         decide = self._decide_sentence_mode if self.context == "sentence" else self._decide_chunk_mode
         decisions = decide(docs, sentences)
         out = []
-        for doc, sents, keeps in zip(docs, sentences, decisions):
+        for doc, sents, (keeps, margins) in zip(docs, sentences, decisions):
+            # sentence i's score is the margin of joining it to what precedes it; the first has none
+            record(doc.id, "margin", sents, [math.nan, *margins], MARGIN_LABEL)
             groups = groups_from_decisions(len(sents), keeps)
             spans = [(sents[a][0], sents[b][1]) for a, b in groups]
             spans, counts = finish_spans(

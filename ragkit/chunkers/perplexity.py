@@ -23,6 +23,7 @@ from typing import Annotated, ClassVar, Literal
 import numpy as np
 from pydantic import Field
 
+from ragkit.chunkers._diagnostics import record
 from ragkit.chunkers._merge import LengthUnit, finish_spans
 from ragkit.chunkers._units import sentence_spans
 from ragkit.chunkers.base import Chunker, resolve_llm
@@ -43,6 +44,9 @@ GROUP_CHARS = 1 << 17
 #: the model supports (``TransformersLLM``: ``max_position_embeddings - 1``), so a document longer than
 #: the model's context is still scored, in windows of that size.
 FULL_CONTEXT = 1 << 30
+
+#: What the perplexity chunker hands to :func:`ragkit.chunkers._diagnostics.record` per sentence.
+PERPLEXITY_LABEL = "mean NLL per sentence (nats); a local minimum ends a chunk"
 
 
 # --------------------------------------------------------------------------- pure algorithm pieces
@@ -442,4 +446,8 @@ class PerplexityChunker(Chunker):
         The base's ``chunk_many`` calls this, so results equal ``[chunk(d) for d in docs]``; with
         ``dynamic_threshold`` the documents update θ in the order given.
         """
-        return [self.spans_from_scores(docs[i], sents, nll) for i, sents, nll in self.scored(docs)]
+        out = []
+        for i, sents, nll in self.scored(docs):
+            record(docs[i].id, "perplexity", sents, nll, PERPLEXITY_LABEL)  # kept only inside recording()
+            out.append(self.spans_from_scores(docs[i], sents, nll))
+        return out
