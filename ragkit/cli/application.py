@@ -20,6 +20,7 @@ from ragkit.cli.pipeline_commands import index, query, run
 from ragkit.cli.serve import serve_command
 from ragkit.cli.tree import tree_command
 from ragkit.cli.validate import validate_command
+from ragkit.cli.viz import viz_command
 from ragkit.errors import RagkitError
 
 app = CommandGroup(
@@ -29,6 +30,7 @@ app = CommandGroup(
 )
 app.command("chunk")(chunk_command)
 app.command("tree")(tree_command)
+app.command("viz")(viz_command)
 app.command("validate")(validate_command)
 app.command("components")(components_command)
 app.command("run")(run)
