@@ -6,8 +6,36 @@ template: what was wrong, the value received, what is allowed, and how to fix it
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from difflib import get_close_matches
+
+_SECRET_NAME = re.compile(r"(?i)(api[_-]?key|access[_-]?token|auth[_-]?token|secret|password|authorization)")
+_SECRET_ASSIGNMENT = re.compile(
+    r"(?i)\b((?:api[_-]?key|access[_-]?token|auth[_-]?token|secret|password|authorization)['\"]?\s*[:=]\s*['\"]?)"
+    r"(?:bearer\s+)?([^\s'\",}]+)")
+_KEY_LIKE = re.compile(r"\b(sk|pk|rk)-[A-Za-z0-9_\-]{6,}")
+
+
+def is_secret_name(name: str) -> bool:
+    """Whether a parameter or key called ``name`` holds a secret (its value is never echoed).
+
+    Example:
+        >>> is_secret_name("api_key"), is_secret_name("api_key_env"), is_secret_name("model")
+        (True, False, False)
+    """
+    return bool(_SECRET_NAME.search(name)) and not name.lower().endswith(("_env", "_var"))
+
+
+def redact(text: str) -> str:
+    """``text`` with secret values masked: ``api_key: ...``/``password=...`` assignments and ``sk-...`` keys.
+
+    Example:
+        >>> redact("api_key: sk-abc123456789 and token sk-zzzzzzzz1")
+        'api_key: *** and token sk-***'
+    """
+    text = _SECRET_ASSIGNMENT.sub(lambda m: m.group(1) + "***", text)
+    return _KEY_LIKE.sub(lambda m: m.group(1) + "-***", text)
 
 
 class RagkitError(Exception):

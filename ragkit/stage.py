@@ -19,7 +19,7 @@ from typing import Annotated, Any, TypeVar
 
 from pydantic import ConfigDict, ValidationError, create_model
 
-from ragkit.errors import ConfigError
+from ragkit.errors import ConfigError, is_secret_name
 
 
 class Ref:
@@ -112,12 +112,19 @@ def param_model(cls: type) -> Any:
         return _PARAM_MODELS[cls]
 
 
+class _Redacted:
+    def __repr__(self) -> str:
+        return "*** (redacted; keep keys in an environment variable and name that variable in the config)"
+
+
 def validation_problems(error: ValidationError, prefix: str) -> list[tuple[str, str]]:
     """Turn a pydantic error into ``(dotted path, message)`` pairs that echo the bad value."""
     problems = []
     for item in error.errors():
         path = ".".join([prefix, *(str(p) for p in item["loc"])]) if item["loc"] else prefix
         value = item.get("input")
+        if item["loc"] and is_secret_name(str(item["loc"][-1])) and value is not None:
+            value = _Redacted()
         if item["type"] == "extra_forbidden":
             message = f"unknown parameter (value {value!r})"
         elif item["type"] == "missing":

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 import typer
 
-from ragkit.errors import RagkitError, RagkitWarning
+from ragkit.errors import RagkitError, RagkitWarning, redact
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -32,7 +32,7 @@ def report(exc: RagkitError) -> int:
         >>> report(MissingDependencyError("faiss", "faiss"))
         3
     """
-    typer.echo(f"error: {exc}", err=True)
+    typer.echo(f"error: {redact(str(exc))}", err=True)
     return exc.exit_code
 
 
@@ -115,6 +115,6 @@ def show_warning(message: Any, category: type[Warning], filename: str, lineno: i
         'warning: x.txt: decoded as cp1252\\n'
     """
     if issubclass(category, RagkitWarning):
-        typer.echo(f"warning: {message}", err=True)
+        typer.echo(f"warning: {redact(str(message))}", err=True)
     else:
         _default_show_warning(message, category, filename, lineno, file, line)

@@ -9,7 +9,7 @@ from urllib.parse import urlparse
 
 import typer
 
-from ragkit.errors import ConfigError, RagkitError
+from ragkit.errors import ConfigError, RagkitError, redact
 
 
 def validate_command(
@@ -41,7 +41,7 @@ def validate_command(
         try:
             what = _validate_one(path, list(set_ or []))
         except RagkitError as exc:
-            typer.echo(str(exc), err=True)
+            typer.echo(redact(str(exc)), err=True)
             worst = max(worst, exc.exit_code)
         else:
             typer.echo(f"ok: {path}{what}")

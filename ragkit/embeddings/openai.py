@@ -3,7 +3,8 @@
 Texts go in batches of ``batch_size`` on at most ``concurrency`` threads, each request with a timeout
 and bounded retries (see :class:`ragkit.llm.openai_backend.OpenAIConnection`); rows come back in input
 order as L2-normalised float32 vectors. The API key is read from the environment variable named by
-``api_key_env``.
+``api_key_env``; unset, ``$OPENAI_API_KEY`` is sent to OpenAI's own endpoint only (see
+:meth:`~ragkit.llm.openai_backend.OpenAIConnection.api_key`).
 
 Example:
     >>> emb = OpenAIEmbedder(base_url="http://127.0.0.1:8766/v1", model="smollm2", api_key_env=None)
@@ -40,7 +41,7 @@ class OpenAIEmbedder(Embedder):
         *,
         model: str = "text-embedding-3-small",
         base_url: str | None = None,
-        api_key_env: str | None = "OPENAI_API_KEY",
+        api_key_env: str | None = None,
         dimensions: Annotated[int, Field(gt=0)] | None = None,
         batch_size: Annotated[int, Field(gt=0, le=2048)] = 64,
         concurrency: Annotated[int, Field(gt=0, le=64)] = 4,

@@ -1,8 +1,11 @@
 """OpenAI and any OpenAI-compatible server (vLLM, llama.cpp's server, Ollama) through the official client.
 
-- ``base_url`` selects the server (``None`` = api.openai.com); the key is read from the environment
-  variable named by ``api_key_env`` (the key itself never appears in configs or cache keys; local
-  servers that need no key get a placeholder).
+- ``base_url`` selects the server (``None``: ``$OPENAI_BASE_URL`` if set, as the client does, else
+  api.openai.com); the key is read from the environment variable named by ``api_key_env``. Unset,
+  ``$OPENAI_API_KEY`` is read for OpenAI's own endpoint only: a key is never forwarded to another
+  server unless the config names its variable (the key itself never appears in configs or cache
+  keys; servers that need no key get a placeholder). Messages name the effective endpoint and the
+  proxy the client uses for it.
 - Every call has a ``timeout`` and is retried up to ``max_retries`` times with exponential backoff on
   429, 5xx, timeouts and refused connections; then :class:`~ragkit.errors.BackendTimeoutError` (timeouts)
   or :class:`~ragkit.errors.BackendError` says what failed, where, and how to fix it.
@@ -57,6 +60,18 @@ from ragkit.usage import active_scopes
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 NO_KEY = "sk-no-key-required"
+OPENAI_ENDPOINT = "https://api.openai.com/v1"
+#: Read automatically only when the effective endpoint is OpenAI's own (api_key_env unset).
+DEFAULT_KEY_ENV = "OPENAI_API_KEY"
+
+
+def _without_credentials(url: str) -> str:
+    import urllib.parse
+
+    parts = urllib.parse.urlsplit(url)
+    if parts.username or parts.password:
+        return urllib.parse.urlunsplit(parts._replace(netloc=f"***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")))
+    return url
 
 
 class OpenAIConnection:
@@ -82,17 +97,44 @@ class OpenAIConnection:
         self._lock = threading.Lock()
 
     @property
+    def endpoint(self) -> str:
+        """Where requests really go: ``base_url``, else ``$OPENAI_BASE_URL`` (as the client reads it), else OpenAI."""
+        return (self.base_url or os.environ.get("OPENAI_BASE_URL") or OPENAI_ENDPOINT).rstrip("/")
+
+    @property
     def base_label(self) -> str:
-        return self.base_url or "https://api.openai.com/v1"
+        """The effective endpoint for messages, with the proxy the HTTP client will use for it (if any)."""
+        import urllib.parse
+        import urllib.request
+
+        endpoint = self.endpoint
+        parts = urllib.parse.urlsplit(endpoint)
+        proxy = urllib.request.getproxies().get(parts.scheme)
+        if proxy and not urllib.request.proxy_bypass(parts.hostname or ""):
+            return f"{endpoint} (through the proxy {_without_credentials(proxy)})"
+        return endpoint
+
+    def official(self) -> bool:
+        """Whether the effective endpoint is OpenAI's own API (https://api.openai.com)."""
+        import urllib.parse
+
+        parts = urllib.parse.urlsplit(self.endpoint)
+        return parts.scheme == "https" and (parts.hostname or "") == "api.openai.com"
 
     def api_key(self) -> str:
-        key = os.environ.get(self.api_key_env) if self.api_key_env else None
+        """The key to send: from ``api_key_env`` when the config names it; else ``$OPENAI_API_KEY`` for OpenAI only.
+
+        A key in ``$OPENAI_API_KEY`` is never sent to another server (``base_url``, ``$OPENAI_BASE_URL``)
+        unless the config names the variable for it (``api_key_env: OPENAI_API_KEY``).
+        """
+        variable = self.api_key_env or (DEFAULT_KEY_ENV if self.official() else None)
+        key = os.environ.get(variable) if variable else None
         if key:
             return key
-        if self.base_url is None:
-            raise BackendError(self.backend, f"environment variable {self.api_key_env or '(none)'} is not set, and "
-                                             "api.openai.com needs a key: export it, or set api_key_env to the "
-                                             "variable that holds your key")
+        if self.official():
+            raise BackendError(self.backend, f"environment variable {variable} is not set, and {self.endpoint} "
+                                             "needs a key: export it, or set api_key_env to the variable that "
+                                             "holds your key")
         return NO_KEY
 
     @property
@@ -134,7 +176,7 @@ class OpenAIConnection:
                         self.backend,
                         f"{what} at {self.base_label} was rejected with HTTP {status}: {_message(exc)}. Check the "
                         "model name, the request settings and the API key (environment variable "
-                        f"{self.api_key_env!r})",
+                        f"{self.api_key_env or (DEFAULT_KEY_ENV if self.official() else 'none: set api_key_env')!r})",
                     ) from exc
                 problem, cls = exc, BackendError
                 retry_after = _retry_after(exc)
@@ -274,7 +316,7 @@ class OpenAILLM(LLMBackend):
         *,
         model: str = "gpt-4o-mini",
         base_url: str | None = None,
-        api_key_env: str | None = "OPENAI_API_KEY",
+        api_key_env: str | None = None,
         timeout: Annotated[float, Field(gt=0)] = 60.0,
         max_retries: Annotated[int, Field(ge=0, le=10)] = 3,
         backoff_s: Annotated[float, Field(ge=0)] = 0.5,
