@@ -91,6 +91,8 @@ BUILTINS: dict[str, dict[str, tuple[str, str | None, str]]] = {
     },
     "engine": {
         "local": ("ragkit.indexing:LocalEngine", None, "the index phase in this process (batched, resumable)"),
+        "ray": ("ragkit.engines.ray:RayEngine", "ray",
+                "the index phase on a Ray cluster: Ray Data chunking on CPU workers, embedder actor pool, one commit"),
     },
     "aggregator": {
         "stuff": ("ragkit.aggregators.stuff:StuffAggregator", None,

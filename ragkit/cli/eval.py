@@ -33,6 +33,10 @@ def eval_command(
     force: Annotated[bool, typer.Option("--force", help="Recompute variants that already have results.")] = False,
     rebuild: Annotated[bool, typer.Option("--rebuild", help="Rebuild indexes instead of reusing stored ones.")] = False,
     no_plots: Annotated[bool, typer.Option("--no-plots", help="Do not write matplotlib plots.")] = False,
+    engine: Annotated[str, typer.Option(
+        "--engine", help="local (variants one after another) or ray (each variant a Ray task; extra 'ray').")] = "local",
+    address: Annotated[str | None, typer.Option(
+        "--address", help="Ray cluster for --engine ray: auto or ray://HOST:PORT (default: a local Ray).")] = None,
 ) -> None:
     """Evaluate variants side by side on a dataset; print one table per protocol and write the report.
 
@@ -48,5 +52,6 @@ def eval_command(
 
     exp = load_experiment(experiment, grid=grid or (), overrides=set_ or ())
     result = run_experiment(exp, out=out, data_root=data_root, limit=limit, force=force, rebuild=rebuild,
-                            only=variant or (), echo=typer.echo, plots=not no_plots)
+                            only=variant or (), echo=typer.echo, plots=not no_plots,
+                            engine="ray" if address else engine, address=address)
     typer.echo(f"output: {result.output_dir}")

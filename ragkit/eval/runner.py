@@ -84,7 +84,7 @@ class EvalResult:
 def run_experiment(experiment: Experiment | str | Path | Mapping[str, Any], *, out: str | Path | None = None,
                    data_root: str | Path | None = None, limit: int | None = None, force: bool = False,
                    rebuild: bool = False, only: Sequence[str] = (), echo: Callable[[str], None] | None = print,
-                   plots: bool = True) -> EvalResult:
+                   plots: bool = True, engine: str = "local", address: str | None = None) -> EvalResult:
     """Run every variant of ``experiment`` and write ``results.json``, ``results.md`` and plots into ``out``.
 
     The module docstring has a runnable example on a two-document dataset.
@@ -100,6 +100,9 @@ def run_experiment(experiment: Experiment | str | Path | Mapping[str, Any], *, o
         only: run only the variants with these names.
         echo: where tables go (``print``; ``None`` for silence).
         plots: write matplotlib plots.
+        engine: ``local`` runs the variants one after another here; ``ray`` runs each variant's index
+            phase and queries as a Ray task (extra ``ray``), results identical to the sequential run.
+        address: the Ray cluster for ``engine="ray"`` (``auto``, ``ray://HOST:PORT``; default a local Ray).
 
     Raises:
         ConfigError: an invalid experiment, or ``only`` names no variant.
@@ -114,6 +117,8 @@ def run_experiment(experiment: Experiment | str | Path | Mapping[str, Any], *, o
     variants = [v for v in exp.variants if not only or v.name in only]
     if only and not variants:
         raise ConfigError(f"--variant {list(only)}: no such variant; variants are {', '.join(v.name for v in exp.variants)}")
+    if engine not in ("local", "ray"):
+        raise ConfigError(f"eval engine: got {engine!r}; allowed: local, ray")
     records: list[dict[str, Any]] = []
     summaries: dict[str, dict[str, Any]] = {}
     for spec in exp.datasets:
@@ -122,7 +127,9 @@ def run_experiment(experiment: Experiment | str | Path | Mapping[str, Any], *, o
         summaries[dataset.name] = dataset.summary()
         partitions = dataset.partitions()
         jobs = [(v, part, sub) for v in variants for part, sub in partitions]
-        for variant, part, sub in tqdm(jobs, desc=f"eval {exp.name}", unit="variant", disable=None):
+        pending: list[tuple[int, Path, tuple[Any, ...]]] = []  # (position in records, result file, job arguments)
+        for variant, part, sub in tqdm(jobs, desc=f"eval {exp.name}", unit="variant",
+                                       disable=True if engine == "ray" else None):
             config = load_config(exp.variant_config(variant))
             key = _variant_key(config, sub, exp.protocols, exp.bootstrap)
             path = out_dir / "variants" / f"{slug(dataset.name)}--{slug(part)}--{slug(variant.name)}.json"
@@ -131,24 +138,48 @@ def run_experiment(experiment: Experiment | str | Path | Mapping[str, Any], *, o
                 if cached.get("key") == key:
                     records.append(cached)
                     continue
-            pipe, cost = _index_variant(config, sub, part, rebuild, data_root)
-            scored = score_variant(pipe, sub, exp.protocols, list(pipe.retriever.chunks_ or []),
-                                   f"{variant.name} [{part}]", bootstrap=exp.bootstrap)
-            query_info = scored.pop("_query")
-            cost.update(latency_p50_ms=query_info["latency_p50_ms"], latency_p95_ms=query_info["latency_p95_ms"],
-                        query_usage=query_info["usage"])
-            record = {
-                "key": key, "variant": variant.name, "dataset": dataset.name, "partition": part,
-                "chunker": config["index"]["chunker"], "retriever": config["index"]["retriever"]["type"],
-                "embedder": config["index"]["embedder"], "config": config, "cost": cost,
-                "match": match_status(cost["mean_tokens"], exp.match), "protocols": scored,
-                "questions": len(sub.questions), "completed_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
-            }
+            args = (config, key, variant.name, dataset.name, part, sub, exp.protocols, exp.bootstrap, exp.match,
+                    rebuild, data_root)
+            if engine == "ray":
+                records.append({})
+                pending.append((len(records) - 1, path, args))
+                continue
+            record = evaluate_variant(*args)
             atomic_write_json(path, record)
             records.append(record)
+        if pending:
+            from ragkit.engines.ray import map_tasks
+
+            results = map_tasks(evaluate_variant, [args for _, _, args in pending], address=address,
+                                desc=f"eval {exp.name} (ray)")
+            for (position, path, _), record in zip(pending, results):
+                atomic_write_json(path, record)
+                records[position] = record
     tables = render_tables(exp, records)
     write_report(out_dir, exp, records, tables, summaries, limit, plots=plots, echo=echo)
     return EvalResult(exp, records, out_dir, tables, summaries)
+
+
+def evaluate_variant(config: Mapping[str, Any], key: str, variant: str, dataset_name: str, part: str,
+                     sub: EvalDataset, protocols: Mapping[str, Mapping[str, Any]], bootstrap: Mapping[str, Any] | None,
+                     match: Any, rebuild: bool, data_root: str | Path | None) -> dict[str, Any]:
+    """One variant on one dataset partition: its index phase, then its questions; the result record.
+
+    A module-level function so ``ragkit eval --engine ray`` can run it as a Ray task.
+    """
+    pipe, cost = _index_variant(config, sub, part, rebuild, data_root)
+    scored = score_variant(pipe, sub, protocols, list(pipe.retriever.chunks_ or []),
+                           f"{variant} [{part}]", bootstrap=bootstrap)
+    query_info = scored.pop("_query")
+    cost.update(latency_p50_ms=query_info["latency_p50_ms"], latency_p95_ms=query_info["latency_p95_ms"],
+                query_usage=query_info["usage"])
+    return {
+        "key": key, "variant": variant, "dataset": dataset_name, "partition": part,
+        "chunker": config["index"]["chunker"], "retriever": config["index"]["retriever"]["type"],
+        "embedder": config["index"]["embedder"], "config": config, "cost": cost,
+        "match": match_status(cost["mean_tokens"], match), "protocols": scored,
+        "questions": len(sub.questions), "completed_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
 
 
 def score_variant(pipe: Any, dataset: EvalDataset, protocols: Mapping[str, Mapping[str, Any]],
