@@ -13,7 +13,7 @@ so lengths are real (~58 MiniLM tokens). Four timings, each over the same texts:
 
 Each ragkit figure is printed as a ratio to ``raw``; vectors are compared with the library's (min cosine).
 
-    python benchmarks/embedding_gpu.py --model minilm --texts ../shared/datasets/chroma_chunking_eval/*.md \\
+    python benchmarks/embedding_gpu.py --model minilm --texts "$RAGKIT_DATA"/chroma_chunking_eval/*.md \\
         --n 100000 --device cuda
 """
 

@@ -64,7 +64,7 @@ def require(path: Path) -> Path:
     """``path`` if it is a file, else a :class:`~ragkit.errors.DatasetError` (the dataset looks incomplete)."""
     if not path.is_file():
         raise DatasetError(f"dataset file {str(path)!r} is missing; the dataset folder looks incomplete "
-                           "(see its SOURCE.md for the expected files)")
+                           "(datasets/README.md lists each dataset's files; `ragkit datasets download NAME` fetches them)")
     return path
 
 

@@ -105,7 +105,7 @@ class DatasetSource:
 
 
 _CHROMA_DIR = "chunking_evaluation/evaluation_framework/general_evaluation_data"
-_CHROMA_CORPORA = {  # sha256 of the development copy, byte-identical to the upstream file (SOURCE.md)
+_CHROMA_CORPORA = {  # sha256 of the development copy, byte-identical to the upstream file (datasets/README.md)
     "state_of_the_union": ("6fc21d560d31eb2421e337596feea0f83f1fa9ca02c6c4e47bc26959d7531b37", 48_995),
     "wikitexts": ("74cafcdb771185ecb9f22cc41b73e2e44477e0636ecf9cf1f96fd6ee0f4b86c0", 118_612),
     "chatlogs": ("543a98f82b2a6a492349fd7f8c9d6c3e78d1a4af81d13c79a7fd513c3f65bda6", 40_013),

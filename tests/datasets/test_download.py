@@ -197,7 +197,7 @@ def test_cli_list_and_download(upstream: Upstream, tmp_path: Path) -> None:
 
 def test_acceptance_fresh_clone_download_then_eval(upstream: Upstream, tmp_path: Path,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    """No ../shared, $RAGKIT_DATA unset, a fresh RAGKIT_HOME: download from the mirror, then ``ragkit eval``."""
+    """No shared data folder beside the clone, $RAGKIT_DATA unset, a fresh RAGKIT_HOME: download, then eval."""
     import os
     import shutil
 

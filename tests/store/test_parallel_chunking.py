@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ CHROMA = Path(__file__).resolve().parents[2] / "datasets" / "chroma_chunking_eva
 
 
 def _documents() -> list[Document]:
-    root = CHROMA if CHROMA.is_dir() else Path("/work/shared/datasets/chroma_chunking_eval")
+    root = CHROMA if CHROMA.is_dir() else Path(os.environ.get("RAGKIT_DATA") or "-") / "chroma_chunking_eval"
     if not root.is_dir():
         pytest.skip("the Chroma chunking corpus is not available")
     docs = []
