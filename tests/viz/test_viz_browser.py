@@ -156,6 +156,28 @@ def test_three_chunkers_side_by_side_on_a_real_corpus_with_pages_and_hostile_tex
     check_all_pages(page, data, tmp_path)
     assert any(c["differ"] for c in data["columns"]), "no boundary differences marked between different chunkers"
     screenshot(page, tmp_path / "viz-sotu.png", tmp_path / "profile")
+    check_hover(page, data, tmp_path)
+
+
+#: Appended to a copy of the page: hover the second chunk of the last column, copy the tooltip to the body.
+HOVER = """<script>
+var spans = document.querySelectorAll("section.column:last-child span.chunk");
+spans[1].dispatchEvent(new MouseEvent("mouseenter", {clientX: 10, clientY: 10}));
+document.body.setAttribute("data-tip", document.getElementById("tip").textContent);
+document.body.setAttribute("data-tip-hidden", document.getElementById("tip").hidden);
+</script></body>"""
+
+
+def check_hover(page: Path, data: dict, tmp_path: Path) -> None:
+    hovered = tmp_path / "hover.html"
+    hovered.write_text(page.read_text(encoding="utf-8").replace("</body>", HOVER), encoding="utf-8")
+    dom = dump(hovered, 1, tmp_path / "profile")
+    chunk = data["columns"][-1]["chunks"][1]
+    tip = dom.body.get("data-tip", "")
+    for part in (f"id: {chunk['id']}", f"offsets: [{chunk['start']}, {chunk['end']})", f"tokens: {chunk['tokens']}",
+                 "heading path:"):
+        assert part in tip, f"hover tooltip lacks {part!r}; it says {tip!r}"
+    assert dom.body.get("data-tip-hidden") == "false", "hover tooltip stayed hidden"
 
 
 @pytest.mark.slow
