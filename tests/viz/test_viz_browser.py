@@ -211,7 +211,7 @@ def test_score_strips_and_intents_with_real_models(tmp_path, smollm):
     from ragkit.chunkers.margin import MarginChunker
     from ragkit.chunkers.perplexity import PerplexityChunker
 
-    text = (CHROMA / "wikitexts.md").read_text(encoding="utf-8")[:900]
+    text = (CHROMA / "wikitexts.md").read_text(encoding="utf-8")[:600]
     doc = Document.from_text(text)
     embedder = resolve_backend("default", "embedder")
     chunkers = {
