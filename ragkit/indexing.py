@@ -37,17 +37,15 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tqdm.auto import tqdm
-
 from ragkit.errors import IndexStoreError, StageError
 from ragkit.paths import indexes_dir
+from ragkit.progress import progress
 from ragkit.stage import Component, call_stage, collaborator_params, nested_stage_params, source_fingerprint
 from ragkit.store.store import MEMORY, IndexStore
 from ragkit.types import Chunk, DocTree, Document, Usage, sha256_hex
@@ -393,9 +391,10 @@ class LocalEngine(Component):
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
-        # fork shares the loaded chunker without pickling it; a process with threads forks unsafely, so spawn there
-        method = "fork" if "fork" in multiprocessing.get_all_start_methods() and threading.active_count() == 1 \
-            else "spawn"
+        # fork shares the loaded chunker without pickling it or re-importing anything; the workers run only
+        # the chunker (no GPU, no backend clients), so threads of this process (tqdm's monitor, torch's pools)
+        # are not touched there. Where fork does not exist, spawn pickles the chunker.
+        method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
         chunker = chunk_batch.chunker
         if hasattr(chunker, "warm_up") and method == "fork":
             chunker.warm_up()  # load its tokenizer once, before the fork
@@ -568,7 +567,7 @@ def run_index_phase(stages: IndexStages, docs: Sequence[Document], plan: IndexPl
 
         last_save = time.monotonic()
         try:
-            with tqdm(total=len(todo), desc="chunking", unit="doc", disable=None if len(todo) > 1 else True) as bar:
+            with progress(len(todo), "chunking", "doc") as bar:
                 for batch, results in engine.chunk_documents(todo, ChunkBatch(stages, run_usage)):
                     records = [(prints[d.id], chunks) for d, chunks in zip(batch, results)]
                     for fp, chunks in records:
