@@ -17,9 +17,16 @@ smollm2-135m --random-weights --device cpu`` gives the CPU figure on machines wi
     python benchmarks/llm_scoring.py --shape qwen2-0.5b --random-weights --seq-len 2048 --batch-sizes 1,4,8,16
     python benchmarks/llm_scoring.py --shape qwen2-1.5b --random-weights --seq-len 2048 --batch-sizes 1,4,8,16
 
-Valid-JSON rate of constrained decoding (metadata extraction over chroma chunks, SmolLM2-135M)::
+Valid-JSON rate of constrained decoding (metadata extraction over chroma chunks, SmolLM2-135M; ``--model``
+picks another alias)::
 
     python benchmarks/llm_scoring.py json --n 100
+    python benchmarks/llm_scoring.py json --n 100 --model qwen2.5-coder-0.5b
+
+Packaged models against each other in one process (CPU scoring tok/s through ``token_logprobs_batch`` and
+greedy generation tok/s, ratios to the first model)::
+
+    python benchmarks/llm_scoring.py models --models smollm2-135m-instruct,qwen2.5-coder-0.5b --docs 4
 
 Each mode prints a table and one ``RESULT {...}`` JSON line.
 """
@@ -27,6 +34,7 @@ Each mode prints a table and one ``RESULT {...}`` JSON line.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -246,6 +254,51 @@ def scoring(args: argparse.Namespace) -> dict[str, Any]:
             **extra, "machine": machine()}
 
 
+def models_mode(args: argparse.Namespace) -> dict[str, Any]:
+    """Scoring and generation tokens/s of several packaged models in one process (ratios to the first)."""
+    import torch
+
+    from ragkit.llm.base import GenerationRequest
+    from ragkit.llm.transformers_backend import TransformersLLM
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    names = [m.strip() for m in args.models.split(",") if m.strip()]
+    prompts = ["Summarise in two sentences: " + " ".join(p.split()[:80]) for p in chroma_passages(args.gen_prompts)]
+    rows = []
+    for name in names:
+        llm = TransformersLLM(model=name, device=args.device, num_threads=args.threads, batch_size=1,
+                              max_batch_tokens=args.seq_len)
+        llm.warm_up()
+        documents = chroma_documents(args.docs, args.seq_len, llm.tokenizer_)
+        tokens = sum(len(llm._encode_segment(s)) for d in documents for s in d)
+        llm.token_logprobs_batch(documents[:1], args.seq_len - 1)                         # warm-up
+        score = functools.partial(llm.token_logprobs_batch, documents, args.seq_len - 1)
+        score_s = statistics.median(timed(score) for _ in range(args.rounds))
+        requests = [GenerationRequest.chat(p, max_tokens=args.gen_tokens) for p in prompts]
+        llm.generate(requests[:1])                                                        # warm-up
+        start = time.perf_counter()
+        completions = llm.generate(requests)
+        gen_s = time.perf_counter() - start
+        generated = sum(c.completion_tokens for c in completions)
+        params = sum(p.numel() for p in llm.model_.parameters())
+        rows.append({"model": name, "parameters": params, "score_tokens": tokens, "score_s": score_s,
+                     "score_tok_s": tokens / score_s, "gen_tokens": generated, "gen_s": gen_s,
+                     "gen_tok_s": generated / gen_s, "sample": completions[0].text[:160]})
+        print(f"{name}: scoring {tokens / score_s:,.0f} tok/s, generation {generated / gen_s:,.1f} tok/s", flush=True)
+        del llm
+    ref = rows[0]
+    print(f"\nPackaged models, CPU, same process; scoring: {args.docs} chroma documents of <= {args.seq_len} tokens "
+          f"(median of {args.rounds}); generation: {len(prompts)} prompts, greedy, <= {args.gen_tokens} new tokens, "
+          "batch 1\n")
+    print(f"| model | parameters | scoring tok/s | × {ref['model']} | generation tok/s | × {ref['model']} |"
+          "\n|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['model']} | {r['parameters'] / 1e6:,.0f} M | {r['score_tok_s']:,.0f} | "
+              f"{r['score_tok_s'] / ref['score_tok_s']:.2f} | {r['gen_tok_s']:,.1f} | {r['gen_tok_s'] / ref['gen_tok_s']:.2f} |")
+    return {"mode": "models", "rows": rows, "seq_len": args.seq_len, "machine": machine()}
+
+
 def llama_cpp_scorer(documents: list[list[str]], args: argparse.Namespace) -> dict[str, Any]:
     """``{"llama_cpp": fn}`` scoring the same documents in-process with llama.cpp, when it is installed."""
     try:
@@ -309,8 +362,8 @@ def json_validity(args: argparse.Namespace) -> dict[str, Any]:
     results = {}
     modes = [True] if args.constrained_only else [True, False]
     for constrained in modes:
-        inner = TransformersLLM(device=args.device, num_threads=args.threads, constrained_json=constrained,
-                                batch_size=args.batch_size)
+        inner = TransformersLLM(model=args.model, device=args.device, num_threads=args.threads,
+                                constrained_json=constrained, batch_size=args.batch_size)
         llm = CachedLLM(inner=inner, mode="off", structured_retries=2)
         start = time.perf_counter()
         outcomes = llm.generate_outcomes(requests)
@@ -327,13 +380,13 @@ def json_validity(args: argparse.Namespace) -> dict[str, Any]:
     for name, r in results.items():
         print(f"| {name} | {r['first_attempt_valid']}/{r['n']} | {r['valid_after_retries']}/{r['n']} | "
               f"{r['backend_requests']} | {r['seconds']:.0f} |")
-    return {"mode": "json", "model": "smollm2-135m-instruct", "max_tokens": args.max_tokens, "schema": schema,
+    return {"mode": "json", "model": args.model, "max_tokens": args.max_tokens, "schema": schema,
             **results, "machine": machine()}
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("mode", nargs="?", default="scoring", choices=["scoring", "json"])
+    parser.add_argument("mode", nargs="?", default="scoring", choices=["scoring", "json", "models"])
     parser.add_argument("--shape", choices=sorted(SHAPES), help="a model shape with random weights (GPU or CPU)")
     parser.add_argument("--random-weights", action="store_true")
     parser.add_argument("--docs", type=int, default=8)
@@ -346,8 +399,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-tokens", type=int, default=96, help="json mode: output budget per answer")
     parser.add_argument("--batch-size", type=int, default=8, help="json mode: generation batch size")
     parser.add_argument("--constrained-only", action="store_true", help="json mode: skip free decoding")
+    parser.add_argument("--model", default="smollm2-135m-instruct", help="json mode: packaged alias or folder")
+    parser.add_argument("--models", default="smollm2-135m-instruct,qwen2.5-coder-0.5b",
+                        help="models mode: aliases to compare (ratios to the first)")
+    parser.add_argument("--gen-prompts", type=int, default=5, help="models mode: generation prompts")
+    parser.add_argument("--gen-tokens", type=int, default=48, help="models mode: new tokens per prompt")
     args = parser.parse_args(argv)
-    result = json_validity(args) if args.mode == "json" else scoring(args)
+    result = {"json": json_validity, "models": models_mode}.get(args.mode, scoring)(args)
     print("RESULT " + json.dumps(result, default=float))
 
 

@@ -21,6 +21,7 @@ import os
 import platform
 import time
 import warnings
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -47,8 +48,11 @@ def run_once(llm: Any, chunks: list[Any], docs: dict[str, Any], label: str, **ex
     with usage_scope() as usage, warnings.catch_warnings():
         warnings.simplefilter("ignore", MetadataWarning)
         start = time.perf_counter()
-        _, report = enricher.enrich_with_report(chunks, docs)
+        enriched, report = enricher.enrich_with_report(chunks, docs)
         seconds = time.perf_counter() - start
+    labels = [dict(c.metadata.get("llm") or {}) for c in enriched]
+    extra.setdefault("content_types", dict(Counter(str(m.get("content_type")) for m in labels if m)))
+    extra.setdefault("topics", len({str(m.get("topic")).lower() for m in labels if m.get("topic")}))
     row = {"setting": label, **extra, "chunks": len(chunks), "seconds": round(seconds, 2),
            "chunks_per_s": round(len(chunks) / seconds, 3), "valid_rate": round(report.valid_rate, 3),
            "completion_tokens": usage.completion_tokens,
@@ -71,10 +75,11 @@ def cmd_local(args: argparse.Namespace) -> list[dict[str, Any]]:
     store = CacheStore(Path("/tmp") / "ragkit-bench-nocache.sqlite", mode="off")
     rows = []
     for batch in [int(b) for b in args.batch_sizes.split(",")]:
-        llm = wrap_llm(TransformersLLM(device="cpu", batch_size=batch, show_progress=False), store=store)
+        llm = wrap_llm(TransformersLLM(model=args.model, device="cpu", batch_size=batch, show_progress=False),
+                       store=store)
         llm.warm_up()
         llm.inner._json_tokenizer_data()  # built once per tokenizer; not part of the timing
-        rows.append(run_once(llm, chunks, docs, f"transformers batch_size={batch}", batch_size=batch))
+        rows.append(run_once(llm, chunks, docs, f"transformers {args.model} batch_size={batch}", batch_size=batch))
     reference = rows[0]["chunks_per_s"]
     for row in rows:
         row["speedup_vs_first"] = round(row["chunks_per_s"] / reference, 2)
@@ -114,6 +119,7 @@ def main(argv: list[str] | None = None) -> None:
     p = sub.add_parser("local")
     p.add_argument("--chunks", type=int, default=48)
     p.add_argument("--batch-sizes", default="1,8,16")
+    p.add_argument("--model", default="smollm2-135m-instruct", help="packaged alias or model folder")
     p.set_defaults(fn=cmd_local)
     p = sub.add_parser("server")
     p.add_argument("--chunks", type=int, default=48)
