@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from ragkit.errors import ConfigError, DatasetError
+from ragkit.progress import progress
 from ragkit.store.atomic import atomic_open, atomic_write_json
 from ragkit.types import Answer, Document, Query, Usage
 
@@ -188,11 +189,13 @@ def run_config(
     records: list[dict[str, Any]] = []
     t0 = time.perf_counter()
     output_dir.mkdir(parents=True, exist_ok=True)
-    for query in queries:
-        answer = pipeline.query(query)
-        records.append(answer_record(query, answer))
-        if on_answer is not None:
-            on_answer(query, answer)
+    with progress(len(queries), "answering", "question") as bar:
+        for query in queries:
+            answer = pipeline.query(query)
+            records.append(answer_record(query, answer))
+            if on_answer is not None:
+                on_answer(query, answer)
+            bar.update(1)
     query_s = time.perf_counter() - t0
 
     with atomic_open(output_dir / "answers.jsonl", "w") as handle:

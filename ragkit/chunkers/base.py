@@ -94,17 +94,16 @@ def resolve_llm(ref: Any, capability: str) -> Any:
 
 
 def progress_bar(total: int, desc: str, unit: str, show: bool | None) -> Any:
-    """A tqdm bar on stderr: ``show=None`` shows it on a terminal for more than one item.
+    """Progress on stderr by :mod:`ragkit.progress`'s policy (``show=None``: for more than one item).
 
     Example:
         >>> with progress_bar(1, "demo", "doc", None) as bar:
         ...     bar.disable
         True
     """
-    from tqdm.auto import tqdm
+    from ragkit.progress import progress
 
-    disable = (True if total < 2 else None) if show is None else not show
-    return tqdm(total=total, desc=desc, unit=unit, disable=disable)
+    return progress(total, desc, unit, show=show)
 
 
 class Chunker(Component):

@@ -3,6 +3,7 @@
 * :mod:`ragkit.cli.boundary`: ragkit errors → ``error:`` line + exit code (2 config, 3 missing
   dependency, 1 runtime); ragkit warnings → one ``warning:`` line; every command runs inside it.
 * :mod:`ragkit.cli.application`: the ``app``, its commands in ``--help`` order, and :func:`main`.
+* :mod:`ragkit.cli.global_options`: ``ragkit --quiet`` and the other options before the command.
 * :mod:`ragkit.cli.chunk`, :mod:`~ragkit.cli.validate`, :mod:`~ragkit.cli.components`,
   :mod:`~ragkit.cli.pipeline_commands` (``run``, ``index``, ``query``), :mod:`~ragkit.cli.models`
   (the ``models`` group), :mod:`~ragkit.cli.eval`.
@@ -15,5 +16,8 @@ Example:
 """
 
 from ragkit.cli.application import app, main
+from ragkit.cli.global_options import global_options
+
+app.callback()(global_options)  # ragkit --quiet / --progress-interval / --library-bars COMMAND
 
 __all__ = ["app", "main"]

@@ -26,7 +26,6 @@ from typing import Annotated, Any
 
 import numpy as np
 from pydantic import Field
-from tqdm.auto import tqdm
 
 from ragkit._lazy import require
 from ragkit.embeddings._fast_path import embed_texts, plan_for
@@ -151,6 +150,9 @@ class SentenceTransformerEmbedder(Embedder):
     # ------------------------------------------------------------------ model
     def _load(self) -> None:
         st = require("sentence_transformers", "embeddings", "sentence-transformers embeddings")
+        from ragkit.progress import silence_third_party
+
+        silence_third_party()  # transformers' "Loading weights" bar
         source = self.model_source()
         device = self.resolved_device()
         try:
@@ -192,9 +194,11 @@ class SentenceTransformerEmbedder(Embedder):
             )
 
     def _progress(self, total: int, rows: int) -> Any:
+        from ragkit.progress import progress
+
         batches = -(-total // rows)
-        disable = (None if batches > 1 else True) if self.show_progress is None else not self.show_progress
-        return tqdm(total=total, desc="embedding", unit="text", disable=disable)
+        show = (None if batches > 1 else False) if self.show_progress is None else self.show_progress
+        return progress(total, "embedding", "text", show=show)
 
     def _encode(self, texts: list[str]) -> np.ndarray:
         """Run the model on ``texts`` and return rows in input order (see :mod:`ragkit.embeddings._fast_path`).

@@ -71,11 +71,10 @@ def clip(text: str, limit: int) -> str:
 
 
 def progress(total: int, desc: str, enabled: bool | None) -> Any:
-    """A tqdm bar on stderr; ``enabled=None`` shows it when ragkit logs at INFO or lower."""
-    from tqdm.auto import tqdm
+    """Progress on stderr by :mod:`ragkit.progress`'s policy (``enabled=None``: for more than one chunk)."""
+    from ragkit.progress import progress as phase_progress
 
-    show = enabled if enabled is not None else logging.getLogger("ragkit").isEnabledFor(logging.INFO)
-    return tqdm(total=total, desc=desc, unit="chunk", disable=not show or total <= 1, leave=False)
+    return phase_progress(total, desc, "chunk", show=enabled)
 
 
 @dataclass

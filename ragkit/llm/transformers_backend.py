@@ -62,10 +62,10 @@ _SOFTCAP_KEYS = ("final_logit_softcapping", "logit_scale", "output_multiplier_sc
 
 
 def _progress(total: int, desc: str, enabled: bool | None) -> Any:
-    from tqdm.auto import tqdm
+    from ragkit.progress import progress
 
     show = enabled if enabled is not None else log.isEnabledFor(logging.INFO)
-    return tqdm(total=total, desc=desc, disable=not show or total <= 1, leave=False)
+    return progress(total, desc, show=show and total > 1)
 
 
 class TransformersLLM(TokenScoringMixin, LLMBackend):
@@ -192,6 +192,9 @@ class TransformersLLM(TokenScoringMixin, LLMBackend):
             torch.set_num_threads(self.num_threads)  # process-wide: intra-op CPU threads
         path = resolve_model(self.model)
         kwargs: dict[str, Any] = {"revision": self.revision, "trust_remote_code": self.trust_remote_code}
+        from ragkit.progress import silence_third_party
+
+        silence_third_party()  # transformers' "Loading weights" bar
         start = time.perf_counter()
         try:
             self.tokenizer_ = transformers.AutoTokenizer.from_pretrained(path, **kwargs)
