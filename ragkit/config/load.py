@@ -70,21 +70,41 @@ def apply_overrides(data: dict[str, Any], overrides: Iterable[str | tuple[str, A
         _default_slot(data, key)
         node: Any = data
         parts = key.split(".")
+        if any(not p for p in parts):
+            raise ConfigError(f"--set {key}: empty segment in the dotted key; write e.g. index.enrichers.0.type=...")
         for i, part in enumerate(parts[:-1]):
+            nxt = parts[i + 1]
             if isinstance(node, list):
-                node = node[int(part)]
-                continue
-            if node.get(part) is None:
-                node[part] = {}
-            node = node[part]
+                position = _list_index(key, parts[:i], node, part)
+                if position == len(node):
+                    node.append([] if nxt.isdigit() else {})
+                node = node[position]
+            else:
+                if node.get(part) is None:
+                    node[part] = [] if nxt.isdigit() else {}
+                node = node[part]
             if not isinstance(node, (dict, list)):
-                raise ConfigError(f"--set {key}: {'.'.join(parts[: i + 1])} is {node!r}, not a mapping")
+                raise ConfigError(f"--set {key}: {'.'.join(parts[: i + 1])} is {node!r}, not a mapping or a list")
         last = parts[-1]
         if isinstance(node, list):
-            node[int(last)] = value
+            position = _list_index(key, parts[:-1], node, last)
+            if position == len(node):
+                node.append(value)
+            else:
+                node[position] = value
         else:
             node[last] = value
     return data
+
+
+def _list_index(key: str, where: list[str], node: list[Any], part: str) -> int:
+    """``part`` as a position in the list ``node`` (0..len: len appends), or a clean error."""
+    if not part.isdigit() or int(part) > len(node):
+        name = ".".join(where) or "(top level)"
+        raise ConfigError(
+            f"--set {key}: {name} is a list of {len(node)} item(s); {part!r} is not a position in it. Use 0 to "
+            f"{len(node) - 1} to change an item or {len(node)} to append one (e.g. {name}.{len(node)}.type=...)")
+    return int(part)
 
 
 def _plain(value: Any) -> Any:

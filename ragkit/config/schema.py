@@ -27,6 +27,22 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+def _clean_path(value: Any) -> Any:
+    """A path string that can be printed and encoded: no lone surrogates, no NUL characters."""
+    for item in value if isinstance(value, list) else [value]:
+        if not isinstance(item, str):
+            continue
+        if "\x00" in item:
+            raise ValueError(f"path {item!r} contains a NUL character, which no file system accepts; remove it")
+        try:
+            item.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ValueError(
+                f"path {item!r} contains {item[exc.start]!r} at position {exc.start}, a lone surrogate that is not "
+                "valid Unicode (and cannot be printed or written as UTF-8); use a UTF-8 path") from None
+    return value
+
+
 class BackendsConfig(_Strict):
     """``backends``: named LLM and embedding backends."""
     llm: dict[str, StageSpec] = Field(default_factory=_default_llm_backends)
@@ -51,6 +67,8 @@ class CorpusConfig(_Strict):
     subset: list[str] | None = None
     max_bytes: int | None = Field(default=None, gt=0)  # per-file limit for paths (default 64 MiB)
 
+    _paths_clean = field_validator("paths")(classmethod(lambda cls, v: _clean_path(v)))
+
     @model_validator(mode="after")
     def _one_source(self) -> CorpusConfig:
         if self.paths is not None and self.dataset is not None:
@@ -67,6 +85,8 @@ class IndexConfig(_Strict):
     retriever: StageSpec = Field(default_factory=lambda: {"type": "hybrid", "view": "content"})
     tree: StageSpec | None = None  # a tree builder ({type: headings, ...}); null: no document trees
 
+    _store_clean = field_validator("store")(classmethod(lambda cls, v: _clean_path(v)))
+
 
 class RetrieveConfig(_Strict):
     """``query.retrieve``: candidates per question and the metadata filter."""
@@ -77,6 +97,7 @@ class RetrieveConfig(_Strict):
 class QueryConfig(_Strict):
     """``query``: questions and the query-phase stages."""
     questions: str | None = None
+    _questions_clean = field_validator("questions")(classmethod(lambda cls, v: _clean_path(v)))
     retrieve: RetrieveConfig = Field(default_factory=RetrieveConfig)
     reranker: StageSpec | None = None
     selector: StageSpec | list[StageSpec] = Field(default_factory=lambda: {"type": "top_k", "k": 5})  # one or a chain
@@ -88,6 +109,8 @@ class QueryConfig(_Strict):
 class OutputConfig(_Strict):
     """``output``: where runs write."""
     dir: str | None = None
+
+    _dir_clean = field_validator("dir")(classmethod(lambda cls, v: _clean_path(v)))
 
 
 class EngineConfig(BaseModel):

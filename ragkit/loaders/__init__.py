@@ -144,6 +144,8 @@ def _expand(item: str, base: Path) -> list[tuple[Path, bool]]:
         out: list[tuple[Path, bool]] = []
         for match in matches:
             path = Path(match) if os.path.isabs(match) else Path(os.path.normpath(base / match))
+            if _dangling(path):
+                continue
             out.extend(_walk(path) if path.is_dir() else [(path, True)])
         return out
     path = Path(expanded)
@@ -168,9 +170,26 @@ def _walk(directory: Path) -> list[tuple[Path, bool]]:
     for root, dirs, names in os.walk(directory):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for name in sorted(names):
-            if not name.startswith(".") and Path(name).suffix.lower() in LOADERS:
+            if not name.startswith(".") and Path(name).suffix.lower() in LOADERS and not _dangling(Path(root) / name):
                 out.append((Path(root) / name, False))
     return out
+
+
+def _dangling(path: Path) -> bool:
+    """Whether ``path`` is a symbolic link to itself (a loop) or to nothing; warns that it is skipped."""
+    if not path.is_symlink() or path.exists():
+        return False
+    import warnings
+
+    try:
+        path.resolve(strict=True)
+        why = "points to nothing"
+    except RuntimeError:
+        why = "points to itself (a loop)"
+    except OSError as exc:
+        why = "points to itself (a loop)" if getattr(exc, "errno", None) == 40 else "points to nothing"
+    warnings.warn(f"{path}: a symbolic link that {why}; skipped", LoaderWarning, stacklevel=4)
+    return True
 
 
 def _source_id(path: Path, base: Path) -> str:
