@@ -50,8 +50,34 @@ def engine_overrides(engine: str | None, address: str | None) -> list[str]:
     return out + ([f"engine.address={address}"] if address else [])
 
 
+_BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def escape_control(text: str, keep: str = "") -> str:
+    """``text`` with control characters shown as escapes, so document text cannot drive the terminal.
+
+    ANSI/OSC escape sequences, BEL, backspace, carriage return, C1 controls and bidi overrides become
+    ``\\x1b``-style escapes; characters in ``keep`` (e.g. ``"\\n"`` for multi-line answers) stay.
+
+    Example:
+        >>> escape_control("red\\x1b[31m title\\x1b]0;pwned\\x07 ok")
+        'red\\\\x1b[31m title\\\\x1b]0;pwned\\\\x07 ok'
+    """
+    import unicodedata
+
+    def shown(c: str) -> str:
+        if c in keep:
+            return c
+        if unicodedata.category(c) == "Cc" or c in _BIDI:
+            code = ord(c)
+            return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+        return c
+
+    return "".join(map(shown, text)) if any(unicodedata.category(c) == "Cc" or c in _BIDI for c in text) else text
+
+
 def _preview(text: str, width: int = 100) -> str:
-    flat = " ".join(text.split())
+    flat = escape_control(" ".join(text.split()))
     return flat if len(flat) <= width else flat[: width - 1] + "…"
 
 
@@ -69,12 +95,13 @@ def format_chunk(rank: int, scored: ScoredChunk, show_metadata: bool = False) ->
     meta = chunk.to_dict()["metadata"]
     source = meta.get("source_id") or meta.get("path") or chunk.doc_id[:12]
     heading = " > ".join(h for h in meta.get("heading_path") or [] if h)
+    source, heading = escape_control(str(source)), escape_control(heading)
     lines = [f"  [{rank}] {source}:{chunk.start}-{chunk.end}  score={scored.score:.4f}"
              + (f"  ({heading})" if heading else ""),
              f"      {_preview(chunk.text)}"]
     if show_metadata:
         shown = {k: v for k, v in meta.items() if k not in ("headings",)}
-        lines.append("      metadata: " + json.dumps(shown, ensure_ascii=False, default=str))
+        lines.append("      metadata: " + escape_control(json.dumps(shown, ensure_ascii=False, default=str)))
     return lines
 
 
@@ -87,7 +114,8 @@ def format_answer(query: Query, answer: Answer, show_metadata: bool = False) -> 
         answer: Atomically.
         cited chunks (0):
     """
-    lines = [f"[{query.id}] {query.text}", f"answer: {answer.text}", f"cited chunks ({len(answer.chunks)}):"]
+    lines = [f"[{escape_control(str(query.id))}] {escape_control(query.text)}",
+             f"answer: {escape_control(answer.text, keep=chr(10) + chr(9))}", f"cited chunks ({len(answer.chunks)}):"]
     for rank, scored in enumerate(answer.chunks, 1):
         lines.extend(format_chunk(rank, scored, show_metadata))
     return "\n".join(lines)
