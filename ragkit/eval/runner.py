@@ -41,8 +41,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tqdm.auto import tqdm
-
 import ragkit.eval.metrics as M
 import ragkit.eval.protocols as P
 from ragkit.datasets import EvalDataset, load_dataset
@@ -58,6 +56,7 @@ from ragkit.eval.experiment import (
 )
 from ragkit.eval.protocols import PROTOCOL_PARAMS, PROTOCOLS
 from ragkit.eval.report import render_markdown, render_tables, slug, write_plots, write_report
+from ragkit.progress import track
 from ragkit.types import Chunk, sha256_hex
 
 __all__ = [
@@ -128,8 +127,8 @@ def run_experiment(experiment: Experiment | str | Path | Mapping[str, Any], *, o
         partitions = dataset.partitions()
         jobs = [(v, part, sub) for v in variants for part, sub in partitions]
         pending: list[tuple[int, Path, tuple[Any, ...]]] = []  # (position in records, result file, job arguments)
-        for variant, part, sub in tqdm(jobs, desc=f"eval {exp.name}", unit="variant",
-                                       disable=True if engine == "ray" else None):
+        for variant, part, sub in track(jobs, f"eval {exp.name}", "variant",  # variant i/n with an ETA
+                                        show=False if engine == "ray" else None):
             config = load_config(exp.variant_config(variant))
             key = _variant_key(config, sub, exp.protocols, exp.bootstrap)
             path = out_dir / "variants" / f"{slug(dataset.name)}--{slug(part)}--{slug(variant.name)}.json"
@@ -213,7 +212,7 @@ def score_variant(pipe: Any, dataset: EvalDataset, protocols: Mapping[str, Mappi
     # so the timed pass measures retrieval + selection the same way for every variant.
     with usage_scope() as query_usage:
         _warm_query_embeddings(pipe, [q.to_query() for q in dataset.questions])
-        for q in tqdm(dataset.questions, desc=desc, unit="q", leave=False, disable=None):
+        for q in track(dataset.questions, desc, "question"):
             query = q.to_query()
             t0 = time.perf_counter()
             ranked = pipe.retrieve(query, k=needs)
