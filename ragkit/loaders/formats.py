@@ -38,8 +38,31 @@ def _skip_if_blank(text: str, path: Path) -> bool:
     return True
 
 
+def _skip_if_binary(path: Path) -> bool:
+    """Warn and skip a file whose first 64 KiB hold a NUL byte or are mostly control characters (not text)."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(65536)
+    except OSError:
+        return False
+    if not head or head.startswith((b"\xff\xfe", b"\xfe\xff", b"\x00\x00\xfe\xff", b"\xef\xbb\xbf")):
+        return False  # empty, or a byte-order mark: UTF-8/16/32 text
+    if b"\x00" in head:
+        what = "binary (it holds NUL bytes)"
+    else:
+        controls = sum(1 for b in head if b < 32 and b not in (9, 10, 12, 13, 27))
+        if controls / len(head) <= 0.1:
+            return False
+        what = f"binary ({controls / len(head):.0%} control bytes)"
+    warnings.warn(f"{path}: file is {what}, not text; skipped (name it with its real suffix, or convert it to text)",
+                  LoaderWarning, stacklevel=4)
+    return True
+
+
 def load_text(path: Path, source_id: str, max_bytes: int) -> list[Document]:
-    """A plain-text file: one document, no headings (the structure chunker detects them itself)."""
+    """A plain-text file: one document, no headings (the structure chunker detects them itself); binary files are skipped."""
+    if _skip_if_binary(path):
+        return []
     text = read_text(path, max_bytes)
     if _skip_if_blank(text, path):
         return []
@@ -48,6 +71,8 @@ def load_text(path: Path, source_id: str, max_bytes: int) -> list[Document]:
 
 def load_markdown(path: Path, source_id: str, max_bytes: int) -> list[Document]:
     """A Markdown file: one document; ATX/setext and WikiText heading lines go to ``metadata["headings"]``."""
+    if _skip_if_binary(path):
+        return []
     text = read_text(path, max_bytes)
     if _skip_if_blank(text, path):
         return []

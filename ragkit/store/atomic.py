@@ -42,6 +42,20 @@ def fsync_dir(path: str | Path) -> None:
         os.close(fd)
 
 
+def _umask() -> int:
+    """The process umask (read without changing it where /proc allows; else set and restored at once)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_open(path: str | Path, mode: str = "wb", *, fsync: bool = True) -> Iterator[Any]:
     """Open a temporary sibling of ``path`` for writing; on success it replaces ``path`` atomically.
@@ -52,6 +66,8 @@ def atomic_open(path: str | Path, mode: str = "wb", *, fsync: bool = True) -> It
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
+    with contextlib.suppress(OSError):  # mkstemp creates 0600; files follow the umask like any other file
+        os.fchmod(fd, 0o666 & ~_umask())
     encoding = None if "b" in mode else "utf-8"
     try:
         with os.fdopen(fd, mode, encoding=encoding) as handle:
