@@ -73,7 +73,7 @@ def test_readers_racing_a_writing_process_always_load_a_complete_version(registr
 def test_open_cleans_a_killed_writers_leftovers_and_reports_them(registry, tmp_path):
     store_dir = tmp_path / "store"
     pipeline = make_pipeline(registry, store_dir, retriever="bm25")
-    run_index_phase(pipeline, corpus())
+    run_index_phase(pipeline, corpus(tag="leftovers"))
     current = IndexStore(store_dir).current_version()
     (store_dir / ".v000009-deadbeef.tmp" / "retriever").mkdir(parents=True)  # killed mid-write
     (store_dir / "v000008-0badf00d").mkdir()  # an orphan version (killed before clean-up)
@@ -95,7 +95,7 @@ def test_open_never_cleans_while_a_writer_holds_the_lock(registry, tmp_path):
     from ragkit.store.atomic import exclusive_lock
 
     store_dir = tmp_path / "store"
-    run_index_phase(make_pipeline(registry, store_dir, retriever="bm25"), corpus())
+    run_index_phase(make_pipeline(registry, store_dir, retriever="bm25"), corpus(tag="writer-lock"))
     (store_dir / ".v000009-deadbeef.tmp").mkdir()
     with exclusive_lock(store_dir / ".lock"):
         assert IndexStore(store_dir).clean_leftovers() == []
