@@ -1,0 +1,176 @@
+"""The index phase on the local engine vs the Ray engine at 1, 2, 4, ... CPU workers (+ the embedder actor pool).
+
+The corpus is built at run time from the given text files (the shared datasets): their text is cut into
+documents of ``--doc-chars`` characters, repeated with a distinct first line per copy until it holds
+``--mb`` megabytes (``--mb 0``: the files as they are, one document each). The pipeline is the
+quickstart's index section: ``recursive`` chunker (200 tokens), ``hybrid`` retriever (BM25 + MiniLM),
+the embedding and chunk caches off, a fresh store on disk per run, so every run chunks and embeds all.
+
+Each run reports wall time, MB/s, its ratio to the local engine (same process, same corpus), and the
+phase that bounds it: ``chunk`` (documents → chunk records, on the Ray CPU workers for ray), ``embed+index``
+(the retriever's ``index``: the embedder actor pool for ray, BM25, FAISS) and ``store`` (the one commit).
+With a GPU, ``nvidia-smi`` is sampled every 200 ms and the mean utilisation during ``embed+index`` printed.
+
+    # 2-core VM: what Ray costs at small scale (the chroma corpora, one document per file)
+    python benchmarks/index_scale.py --texts ../shared/datasets/chroma_chunking_eval/*.md --mb 0 --workers 2
+    # GPU machine: >= 100 MB of text, 1..16 CPU workers + one GPU embedder actor
+    python benchmarks/index_scale.py --texts DIR/*.md --mb 100 --workers 1,2,4,8,16 --embed-actors 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+
+def build_corpus(paths: list[str], mb: float, doc_chars: int) -> list[Any]:
+    """Documents cut from ``paths`` (``doc_chars`` each), repeated with distinct first lines up to ``mb`` MB."""
+    from ragkit.types import Document
+
+    texts = [Path(p).read_text(encoding="utf-8", errors="replace") for p in paths]
+    if mb <= 0:
+        return [Document.from_text(t, metadata={"source_id": Path(p).name}) for p, t in zip(paths, texts)]
+    text = "\n\n".join(texts)
+    parts = [text[i:i + doc_chars] for i in range(0, len(text), doc_chars)]
+    docs, size, copy = [], 0, 0
+    while size < mb * 1e6:
+        for j, part in enumerate(parts):
+            body = f"Copy {copy} of part {j}.\n{part}"
+            docs.append(Document.from_text(body, metadata={"source_id": f"c{copy}-p{j}"}))
+            size += len(body.encode("utf-8"))
+            if size >= mb * 1e6:
+                break
+        copy += 1
+    return docs
+
+
+def config(store: Path, engine: dict[str, Any], model: str, device: str) -> dict[str, Any]:
+    return {
+        "backends": {"embeddings": {"default": {"type": "sentence_transformers", "model": model, "device": device,
+                                                "show_progress": False}},
+                     "llm": {"default": {"type": "fake"}}},
+        "cache": {"mode": "off"},
+        "index": {"store": str(store), "chunker": {"type": "recursive", "max_tokens": 200},
+                  "retriever": {"type": "hybrid", "view": "content", "fusion": "rrf"}},
+        "engine": engine,
+    }
+
+
+class GpuSampler:
+    """``nvidia-smi`` utilisation samples (every 200 ms) with their times; empty without a GPU."""
+
+    def __init__(self) -> None:
+        self.samples: list[tuple[float, float]] = []
+        self.proc: subprocess.Popen[str] | None = None
+        if shutil.which("nvidia-smi"):
+            self.proc = subprocess.Popen(["nvidia-smi", "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits",
+                                          "-lms", "200"], stdout=subprocess.PIPE, text=True)
+            threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc is not None and self.proc.stdout is not None
+        for line in self.proc.stdout:
+            try:
+                self.samples.append((time.perf_counter(), float(line.strip().split(",")[0])))
+            except ValueError:
+                continue
+
+    def mean(self, start: float, end: float) -> float | None:
+        window = [u for t, u in self.samples if start <= t <= end]
+        return sum(window) / len(window) if window else None
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+
+
+def run_once(docs: list[Any], engine: dict[str, Any], args: argparse.Namespace, sampler: GpuSampler) -> dict[str, Any]:
+    from ragkit import Pipeline
+
+    tmp = Path(tempfile.mkdtemp(prefix="index_scale-"))
+    try:
+        pipe = Pipeline.from_config(config(tmp / "store", engine, args.model, args.device))
+        t0 = time.perf_counter()
+        report = pipe.index_documents(docs, rebuild=True)
+        wall = time.perf_counter() - t0
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    usage = pipe.stage_usage
+    embed = usage["index.retriever"].wall_time_s
+    store = usage["index.store"].wall_time_s
+    phases = {"chunk": max(0.0, wall - embed - store), "embed+index": embed, "store": store}
+    embed_start = t0 + phases["chunk"]
+    return {"engine": engine["type"], "workers": engine.get("num_cpus"), "wall_s": wall, "chunks": report.chunks,
+            "phases_s": phases, "bound_by": max(phases, key=phases.get),
+            "chunker_cpu_s": usage["index.chunker"].wall_time_s if "index.chunker" in usage else None,
+            "gpu_util_embed": sampler.mean(embed_start, embed_start + embed)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--texts", nargs="+", required=True)
+    parser.add_argument("--mb", type=float, default=100.0, help="corpus size; 0 = the files as they are")
+    parser.add_argument("--doc-chars", type=int, default=20_000)
+    parser.add_argument("--workers", default="1,2,4,8,16", help="Ray CPU worker counts, comma-separated")
+    parser.add_argument("--embed-actors", type=int, default=1)
+    parser.add_argument("--model", default="minilm", help="embedder: minilm (packaged) or a local folder")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--skip-local", action="store_true", help="no local reference run (ratios then absent)")
+    parser.add_argument("--out", type=Path, default=None, help="write the rows as JSON here")
+    args = parser.parse_args()
+
+    import ray
+
+    docs = build_corpus(args.texts, args.mb, args.doc_chars)
+    mb = sum(len(d.text.encode("utf-8")) for d in docs) / 1e6
+    load = os.getloadavg() if hasattr(os, "getloadavg") else None
+    print(f"machine: {platform.node()} {os.cpu_count()} CPUs; load average {load}; python {platform.python_version()}; "
+          f"ray {ray.__version__}", file=sys.stderr)
+    print(f"corpus: {len(docs)} documents, {mb:.1f} MB", file=sys.stderr)
+    sampler = GpuSampler()
+    rows = []
+    # warm-up: model files into the page cache, imports done (not reported)
+    from ragkit.types import Document
+
+    run_once([Document.from_text(docs[0].text[:4000])], {"type": "local"}, args, sampler)
+    if not args.skip_local:
+        rows.append(run_once(docs, {"type": "local"}, args, sampler))
+    for workers in [int(w) for w in args.workers.split(",") if w]:
+        if ray.is_initialized():
+            ray.shutdown()
+        gpus = 1 if sampler.proc is not None else 0
+        ray.init(num_cpus=workers + (args.embed_actors if gpus else 0), num_gpus=gpus or None,
+                 include_dashboard=False, logging_level="ERROR")
+        engine = {"type": "ray", "num_cpus": workers, "embed_actors": args.embed_actors}
+        rows.append(run_once(docs, engine, args, sampler))
+    sampler.stop()
+    reference = rows[0]["wall_s"] if rows and rows[0]["engine"] == "local" else None
+    print(f"{'engine':<8} {'workers':>7} {'wall s':>8} {'MB/s':>7} {'x local':>8} {'chunk s':>8} {'embed s':>8} "
+          f"{'store s':>8} {'bound by':<12} {'GPU %':>6}")
+    for row in rows:
+        row["mb"] = mb
+        row["mb_per_s"] = mb / row["wall_s"]
+        row["speedup_vs_local"] = reference / row["wall_s"] if reference else None
+        p = row["phases_s"]
+        gpu = "" if row["gpu_util_embed"] is None else f"{row['gpu_util_embed']:.0f}"
+        ratio = "" if row["speedup_vs_local"] is None else f"{row['speedup_vs_local']:.2f}"
+        print(f"{row['engine']:<8} {row['workers'] or '':>7} {row['wall_s']:8.1f} {row['mb_per_s']:7.3f} {ratio:>8} "
+              f"{p['chunk']:8.1f} {p['embed+index']:8.1f} {p['store']:8.1f} {row['bound_by']:<12} {gpu:>6}")
+    print(f"load average after: {os.getloadavg() if hasattr(os, 'getloadavg') else None}")
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps({"corpus_mb": mb, "documents": len(docs), "rows": rows}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
