@@ -30,6 +30,7 @@ Example:
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
@@ -162,6 +163,9 @@ class OpenAIConnection:
                 return fn(self.client)
             except InvalidResponse as exc:
                 problem, cls, retry_after = exc, BackendError, None
+            except json.JSONDecodeError as exc:  # a 200 with an empty or truncated JSON body
+                problem, cls, retry_after = InvalidResponse(f"a body that is not complete JSON ({exc})"), \
+                    BackendError, None
             except openai.APIResponseValidationError as exc:
                 problem, cls, retry_after = InvalidResponse(f"a response that is not valid JSON ({_message(exc)})"), \
                     BackendError, None

@@ -33,6 +33,8 @@ FAULTS: dict[str, tuple[str, bytes]] = {
     "empty_choices": ("application/json", json.dumps({**completion("x"), "choices": []}).encode()),
     "null_content": ("application/json", json.dumps(completion(None)).encode()),
     "huge_answer": ("application/json", json.dumps(completion("a" * 5_000_000)).encode()),
+    "truncated_json": ("application/json", json.dumps(completion("Paris.")).encode()[:40]),
+    "empty_body": ("application/json", b""),
 }
 GOOD = ("application/json", json.dumps(completion("Paris.")).encode())
 
