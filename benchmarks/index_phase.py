@@ -18,7 +18,7 @@ warm-up run on a few documents (model loaded, CUDA initialised, ``bm25s`` import
 Stages are wall times (``embed`` and ``bm25`` overlap in ``new``, so stages can sum to more than the
 total); every figure is also printed as a share of the path's total, and ``new`` as a ratio to ``old``.
 
-    python benchmarks/index_phase.py --texts ../shared/datasets/chroma_chunking_eval/*.md --mb 3 --device cpu
+    python benchmarks/index_phase.py --texts "$RAGKIT_DATA"/chroma_chunking_eval/*.md --mb 3 --device cpu
 
 Where ``faiss`` or the packaged MiniLM package are not installed (the GPU machine, which has torch and
 sentence-transformers only), ``--model DIR`` names a local MiniLM folder (its ``tokenizer.json`` then

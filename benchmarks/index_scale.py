@@ -12,7 +12,7 @@ phase that bounds it: ``chunk`` (documents → chunk records, on the Ray CPU wor
 With a GPU, ``nvidia-smi`` is sampled every 200 ms and the mean utilisation during ``embed+index`` printed.
 
     # 2-core VM: what Ray costs at small scale (the chroma corpora, one document per file)
-    python benchmarks/index_scale.py --texts ../shared/datasets/chroma_chunking_eval/*.md --mb 0 --workers 2
+    python benchmarks/index_scale.py --texts "$RAGKIT_DATA"/chroma_chunking_eval/*.md --mb 0 --workers 2
     # GPU machine: >= 100 MB of text, 1..16 CPU workers + one GPU embedder actor
     python benchmarks/index_scale.py --texts DIR/*.md --mb 100 --workers 1,2,4,8,16 --embed-actors 1
 """
