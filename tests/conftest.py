@@ -2,15 +2,8 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
-
-REPO = Path(__file__).resolve().parents[1]
-SHARED_DATASETS = Path(os.environ.get("RAGKIT_DATA") or REPO.parent / "shared" / "datasets")
-CHROMA = SHARED_DATASETS / "chroma_chunking_eval"
-CHROMA_CORPORA = ["chatlogs", "finance", "pubmed", "state_of_the_union", "wikitexts"]
+from _shared_data import CHROMA, CHROMA_CORPORA
 
 
 @pytest.fixture

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _shared_data import CHROMA
 
-from conftest import CHROMA
 from ragkit import Pipeline
 from ragkit.errors import ConfigError, MissingDependencyError
 from ragkit.store.store import IndexStore

@@ -4,13 +4,13 @@ corpora (offsets, ids, texts, heading paths, token counts); the retriever return
 from __future__ import annotations
 
 import importlib
-import os
 import sys
 from pathlib import Path
 
 import pytest
 
 pytest.importorskip("langchain_core")
+from _shared_data import CHROMA
 from langchain_core.documents import Document as LCDocument  # noqa: E402
 
 from ragkit import Pipeline  # noqa: E402
@@ -20,8 +20,6 @@ from ragkit.integrations.langchain import RagkitRetriever, RagkitTextSplitter  #
 from ragkit.loaders import load_corpus  # noqa: E402
 from ragkit.types import Document  # noqa: E402
 
-CHROMA = Path(os.environ.get("RAGKIT_DATA") or Path(__file__).resolve().parents[3] / "shared" / "datasets") \
-    / "chroma_chunking_eval"
 CORPORA = ["chatlogs", "finance", "pubmed", "state_of_the_union", "wikitexts"]
 FAKES = {"llm": {"default": {"type": "fake"}}, "embeddings": {"default": {"type": "fake"}}}
 

@@ -4,13 +4,13 @@ real corpora (offsets, ids, texts), prev/next/parent relationships; the retrieve
 from __future__ import annotations
 
 import importlib
-import os
 import sys
 from pathlib import Path
 
 import pytest
 
 pytest.importorskip("llama_index.core")
+from _shared_data import CHROMA
 from llama_index.core import Document as LIDocument  # noqa: E402
 from llama_index.core.schema import MetadataMode, NodeRelationship  # noqa: E402
 
@@ -21,8 +21,6 @@ from ragkit.integrations.llamaindex import RagkitLlamaRetriever, RagkitNodeParse
 from ragkit.loaders import load_corpus  # noqa: E402
 from ragkit.types import Document  # noqa: E402
 
-CHROMA = Path(os.environ.get("RAGKIT_DATA") or Path(__file__).resolve().parents[3] / "shared" / "datasets") \
-    / "chroma_chunking_eval"
 CORPORA = ["chatlogs", "finance", "pubmed", "state_of_the_union", "wikitexts"]
 FAKES = {"llm": {"default": {"type": "fake"}}, "embeddings": {"default": {"type": "fake"}}}
 

@@ -4,7 +4,6 @@ one writer while readers keep the committed index, and 200 concurrent queries on
 from __future__ import annotations
 
 import asyncio
-import os
 import threading
 import time
 from pathlib import Path
@@ -14,6 +13,8 @@ import pytest
 pytest.importorskip("fastapi")
 httpx = pytest.importorskip("httpx")
 
+from _shared_data import CHROMA  # noqa: E402
+
 from ragkit import Pipeline  # noqa: E402
 from ragkit.chunkers.sentence import SentenceChunker  # noqa: E402
 from ragkit.integrations import as_document, build_chunker  # noqa: E402
@@ -21,8 +22,6 @@ from ragkit.registry import Registry  # noqa: E402
 from ragkit.serve import create_app, serve_in_thread  # noqa: E402
 from ragkit.types import Document  # noqa: E402
 
-CHROMA = Path(os.environ.get("RAGKIT_DATA") or Path(__file__).resolve().parents[3] / "shared" / "datasets") \
-    / "chroma_chunking_eval"
 FAKES = {"llm": {"default": {"type": "fake"}}, "embeddings": {"default": {"type": "fake"}}}
 DOCS_A = ["Paris is the capital of France. The Seine flows through Paris.",
           "Rome is the capital of Italy. The Tiber flows through Rome."]

@@ -14,8 +14,8 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from _shared_data import CHROMA
 
-from conftest import CHROMA
 from ragkit.chunkers.intent import IntentChunker
 from ragkit.chunkers.recursive import RecursiveChunker
 from ragkit.chunkers.sentence import SentenceChunker

@@ -6,9 +6,9 @@ import json
 import re
 
 import pytest
+from _shared_data import CHROMA
 from typer.testing import CliRunner
 
-from conftest import CHROMA
 from ragkit.chunkers._diagnostics import recording
 from ragkit.chunkers.margin import MarginChunker
 from ragkit.chunkers.perplexity import PerplexityChunker
