@@ -9,7 +9,12 @@ export RAGKIT_HOME=${RAGKIT_HOME:-$HOME/.cache/ragkit}
 mkdir -p "$RAGKIT_HOME"
 
 stamp="$RAGKIT_HOME/.setup-$(cat pyproject.toml constraints.txt | sha256sum | cut -c1-16)"
-if [ ! -f "$stamp" ] || ! command -v ragkit >/dev/null || ! $PY -c "import ragkit.cli" 2>/dev/null; then
+# Installed means: importable from outside the checkout (not just from the working directory) and from
+# this checkout (an editable install of another clone of ragkit does not count).
+installed_here() {
+  (cd / && "$PY" -c "import pathlib, sys, ragkit.cli; sys.exit(pathlib.Path(ragkit.__file__).resolve().parent.parent != pathlib.Path(sys.argv[1]).resolve())" "$OLDPWD") 2>/dev/null
+}
+if [ ! -f "$stamp" ] || ! command -v ragkit >/dev/null || ! installed_here; then
   echo "[setup] installing ragkit[dev] (CPU torch pinned by constraints.txt)" >&2
   $PY -m pip install -q -c constraints.txt -e ".[dev]"
   touch "$stamp"
