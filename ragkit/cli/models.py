@@ -29,7 +29,7 @@ models_app = CommandGroup(
 def list_command(
     format: Annotated[str, typer.Option("--format", help="table or json.")] = "table",
 ) -> None:
-    """Packaged model aliases (prepared or not) and other model folders under RAGKIT_HOME/models.
+    """Packaged LLM aliases (prepared or not), other model folders under RAGKIT_HOME/models, embedding models.
 
     \f
     Example:
@@ -39,19 +39,23 @@ def list_command(
         >>> result.exit_code, json.loads(result.stdout)[0]["name"]
         (0, 'smollm2-135m-instruct')
     """
+    from ragkit.embeddings.sentence_transformers import list_embedding_models
     from ragkit.llm.models import list_models
     from ragkit.paths import models_dir
 
-    rows = list_models()
+    if format not in ("table", "json"):
+        raise typer.BadParameter(f"got {format!r}; use table or json", param_hint="--format")
+    rows = list_models() + list_embedding_models()
     if format == "json":
         typer.echo(json.dumps([r.to_dict() for r in rows], indent=2))
         return
     typer.echo(f"models directory: {models_dir()}")
-    typer.echo(f"{'name':<24} {'status':<62} {'gguf':>8} {'prepared':>9}  {'licence':<11} path")
+    typer.echo(f"{'name':<24} {'kind':<9} {'status':<62} {'gguf':>8} {'size':>9}  {'licence':<11} path")
     for r in rows:
         size = f"{r.size_mb:.0f} MB" if r.size_mb is not None else "-"
         gguf = f"{r.gguf_mb:.0f} MB" if r.gguf_mb is not None else "-"
-        typer.echo(f"{r.name:<24} {r.status:<62} {gguf:>8} {size:>9}  {r.licence or '-':<11} {r.path or '-'}")
+        typer.echo(f"{r.name:<24} {r.kind:<9} {r.status:<62} {gguf:>8} {size:>9}  {r.licence or '-':<11} "
+                   f"{r.path or '-'}")
 
 
 @models_app.command("prepare")

