@@ -118,7 +118,7 @@ class ClusterChunker(Chunker):
         similarity_offset: float | None = None,
         boundary_penalty: float = 0.0,
         max_pieces: Annotated[int, Field(gt=0)] | None = None,
-        splitter: Literal["nupunkt", "nltk", "regex"] = "nupunkt",
+        splitter: Literal["nupunkt", "regex"] = "nupunkt",
         tokenizer: str = "minilm",
         show_progress: bool | None = None,
     ) -> None:

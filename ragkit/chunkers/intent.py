@@ -202,7 +202,7 @@ class IntentChunker(Chunker):
         merge_short_sentences: Annotated[int, Field(ge=0)] = 0,
         split_over_tokens: Annotated[int, Field(gt=0)] | None = None,
         metadata_intents: Annotated[int, Field(gt=0)] = 1,
-        splitter: Literal["nupunkt", "nltk", "regex"] = "nupunkt",
+        splitter: Literal["nupunkt", "regex"] = "nupunkt",
         tokenizer: str = "minilm",
         llm_batch_size: Annotated[int, Field(gt=0)] = 4,
         show_progress: bool | None = None,

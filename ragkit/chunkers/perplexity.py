@@ -248,7 +248,7 @@ class PerplexityChunker(Chunker):
         dynamic_warmup: number of recorded minima before the dynamic θ takes over (authors: 100).
         boundary_overlap: the authors' overlap variant: the minimum sentence ends its chunk *and*
             starts the next one.
-        splitter: sentence splitter (``nupunkt`` offline default; ``nltk`` needs its punkt data).
+        splitter: sentence splitter (``nupunkt``, the offline default, or ``regex``).
         single_pass_max_words: documents with more whitespace-separated words than this are scored on
             the windowed path (authors: 4096); ``0`` always windows; ``None`` never does.
         max_context_tokens: on the windowed path every token is conditioned on at most this many
@@ -269,8 +269,8 @@ class PerplexityChunker(Chunker):
 
     - Chunk text is the verbatim source span from the first sentence's start to the last sentence's
       end (original whitespace kept); the authors joined stripped sentences with no separator.
-    - Sentences come from ``splitter`` with offsets (default ``nupunkt``; the authors used NLTK's
-      ``sent_tokenize``, available here as ``splitter: nltk`` where its data is installed).
+    - Sentences come from ``splitter`` with offsets (default ``nupunkt``, the Punkt algorithm with a
+      bundled model; the authors used NLTK's Punkt ``sent_tokenize``, whose data cannot be installed offline).
     - Sentences above 512 words are not truncated (the authors cut them to 256/512 words + "...",
       losing text); what the LM sees is bounded by the backend's windowing instead.
     - Long documents: the authors process 4096-token windows with a KV cache, prefix each window

@@ -6,9 +6,13 @@ ends a sentence (paragraphs, list blocks and records without final punctuation s
 
 - ``nupunkt`` (default): the Punkt algorithm with nupunkt's bundled model; no data download, fast
   (the 740k-character finance corpus takes well under a second).
-- ``nltk``: NLTK's Punkt (``punkt_tab`` data must be installed; it cannot be downloaded offline).
 - ``regex``: a dependency-free fallback: a sentence ends at ``.``, ``!``, ``?`` or ``…`` (plus closing
   quotes or brackets) followed by whitespace, and at blank lines. It does not know abbreviations.
+
+There is no ``nltk`` splitter (it was removed): NLTK's Punkt needs its ``punkt_tab`` data, which no PyPI
+package ships under a stated licence and which cannot be fetched offline, so it could not run on an
+offline install; ``nupunkt`` runs the same Punkt algorithm (Kiss & Strunk, 2006) with its model inside
+the wheel. ``splitter: nltk`` is refused with that explanation.
 
 Example:
     >>> text = "Dr. Smith arrived. He sat down!  Then he left."
@@ -20,27 +24,31 @@ from __future__ import annotations
 
 import bisect
 import re
-import threading
 from typing import Any, Literal, get_args
 
 from ragkit._lazy import require
 from ragkit.errors import ConfigError
 
-SentenceSplitter = Literal["nupunkt", "nltk", "regex"]
+SentenceSplitter = Literal["nupunkt", "regex"]
 SPLITTERS: tuple[str, ...] = get_args(SentenceSplitter)
 
 _REGEX_BOUNDARY = re.compile(r"[.!?…][\"'”’)\]]*(\s+)|(\n[ \t\r\f\v]*\n\s*)")
 _BLANK_LINE = re.compile(r"\n[ \t\r\f\v]*\n")
-_NLTK: dict[str, Any] = {}
-_NLTK_LOCK = threading.Lock()
 
 
 def split_sentences(text: str, splitter: str = "nupunkt") -> list[tuple[int, int]]:
     """Sentence spans of ``text`` (see the module docstring for the guarantees).
 
     Raises:
-        ConfigError: ``splitter`` is unknown, or ``nltk`` is asked for without its ``punkt_tab`` data.
+        ConfigError: ``splitter`` is unknown (``nltk`` included: see the module docstring).
     """
+    if splitter == "nltk":
+        raise ConfigError(
+            "sentence splitter 'nltk' was removed: NLTK's Punkt needs its 'punkt_tab' data, which cannot be "
+            "installed offline (no PyPI package ships it under a stated licence). Use splitter: nupunkt (the "
+            "default: the same Punkt algorithm, its model inside the wheel) or splitter: regex.",
+            [("splitter", "sentence splitter 'nltk' was removed; use nupunkt (default) or regex", None)],
+        )
     if splitter not in SPLITTERS:
         raise ConfigError(
             f"unknown sentence splitter {splitter!r}; valid splitters: {', '.join(SPLITTERS)} "
@@ -51,8 +59,6 @@ def split_sentences(text: str, splitter: str = "nupunkt") -> list[tuple[int, int
         return []
     if splitter == "nupunkt":
         raw = require("nupunkt", None, "sentence splitting").sent_spans(text)
-    elif splitter == "nltk":
-        raw = list(_nltk_tokenizer().span_tokenize(text))
     else:
         raw = _regex_spans(text)
     return _clean(text, raw)
@@ -95,23 +101,3 @@ def _regex_spans(text: str) -> list[tuple[int, int]]:
     spans.append((cursor, len(text)))
     return spans
 
-
-def _nltk_tokenizer() -> Any:
-    with _NLTK_LOCK:
-        if "english" in _NLTK:
-            return _NLTK["english"]
-        nltk = require("nltk", None, "the 'nltk' sentence splitter")
-        try:
-            nltk.data.find("tokenizers/punkt_tab/english/")
-        except LookupError as exc:
-            raise ConfigError(
-                "sentence splitter 'nltk' needs NLTK's 'punkt_tab' data, which is not installed "
-                f"(searched: {', '.join(map(str, nltk.data.path))}). Install it on a machine with network "
-                "access with `python -m nltk.downloader punkt_tab` (or copy the nltk_data folder and set "
-                "NLTK_DATA), or use splitter='nupunkt' (the default, no data needed) or 'regex'.",
-                [("splitter", "nltk punkt_tab data not found", None)],
-            ) from exc
-        from nltk.tokenize.punkt import PunktTokenizer
-
-        _NLTK["english"] = PunktTokenizer("english")
-        return _NLTK["english"]

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
+import re
 import time
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ragkit.errors import ConfigError, MissingDependencyError
+from ragkit.errors import ConfigError
 from ragkit.text.sentences import SPLITTERS, split_sentences
 
 
@@ -61,25 +62,25 @@ def test_empty_and_whitespace():
 
 
 def test_unknown_splitter():
-    with pytest.raises(ConfigError, match=r"unknown sentence splitter 'spacy'.*nupunkt, nltk, regex"):
+    with pytest.raises(ConfigError, match=r"unknown sentence splitter 'spacy'.*nupunkt, regex"):
         split_sentences("A. B.", "spacy")
-    assert SPLITTERS == ("nupunkt", "nltk", "regex")
+    assert SPLITTERS == ("nupunkt", "regex")
 
 
-def test_nltk_without_data_or_package_says_how_to_fix():
-    if importlib.util.find_spec("nltk") is None:
-        with pytest.raises(MissingDependencyError, match="pip install nltk"):
-            split_sentences("One. Two.", "nltk")
-        return
-    try:
-        import nltk
+def test_nltk_splitter_is_refused_with_the_reason_and_the_replacement():
+    # removed (issue 23.6): its punkt_tab data cannot be installed offline; nupunkt is the same algorithm
+    with pytest.raises(ConfigError, match=r"'nltk' was removed: .*punkt_tab.*cannot be installed offline.*"
+                                          r"Use splitter: nupunkt \(the default.*or splitter: regex"):
+        split_sentences("One. Two.", "nltk")
 
-        nltk.data.find("tokenizers/punkt_tab/english/")
-    except LookupError:
-        with pytest.raises(ConfigError, match="punkt_tab"):
-            split_sentences("One. Two.", "nltk")
-    else:
-        assert split_sentences("One. Two.", "nltk") == [(0, 4), (5, 9)]
+
+def test_no_ragkit_module_imports_nltk():
+    import ragkit
+
+    root = Path(ragkit.__file__).parent
+    users = [p for p in root.rglob("*.py") if re.search(r"^\s*(import|from)\s+nltk\b|require\(\s*['\"]nltk",
+                                                            p.read_text(encoding="utf-8"), re.M)]
+    assert users == []
 
 
 @settings(max_examples=100, deadline=None)
