@@ -11,6 +11,10 @@ from pathlib import Path
 
 import pytest
 
+# write_guard: a session that leaves files under the repository fails, naming them and the test that wrote
+# them (tests write under tmp_path only); pytester: for the guard's own tests.
+pytest_plugins = ["ragkit.testing.write_guard", "pytester"]
+
 
 def _real_home() -> Path:
     return Path(os.environ.get("RAGKIT_HOME") or Path.home() / ".cache" / "ragkit").expanduser()

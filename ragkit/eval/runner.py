@@ -112,7 +112,6 @@ def run_experiment(experiment: Experiment | str | Path | Mapping[str, Any], *, o
 
     exp = experiment if isinstance(experiment, Experiment) else load_experiment(experiment)
     out_dir = Path(out) if out is not None else Path("runs") / "eval" / slug(exp.name)
-    (out_dir / "variants").mkdir(parents=True, exist_ok=True)
     variants = [v for v in exp.variants if not only or v.name in only]
     if only and not variants:
         raise ConfigError(f"--variant {list(only)}: no such variant; variants are {', '.join(v.name for v in exp.variants)}")
@@ -124,6 +123,7 @@ def run_experiment(experiment: Experiment | str | Path | Mapping[str, Any], *, o
         dataset = load_dataset(spec["name"], data_root=data_root, subset=spec["subset"],
                                config_data_root=exp.data_root, limit=limit or spec.get("limit"))
         summaries[dataset.name] = dataset.summary()
+        (out_dir / "variants").mkdir(parents=True, exist_ok=True)  # only once there is data: a failed run leaves no folder
         partitions = dataset.partitions()
         jobs = [(v, part, sub) for v in variants for part, sub in partitions]
         pending: list[tuple[int, Path, tuple[Any, ...]]] = []  # (position in records, result file, job arguments)
@@ -155,6 +155,7 @@ def run_experiment(experiment: Experiment | str | Path | Mapping[str, Any], *, o
                 atomic_write_json(path, record)
                 records[position] = record
     tables = render_tables(exp, records)
+    out_dir.mkdir(parents=True, exist_ok=True)
     write_report(out_dir, exp, records, tables, summaries, limit, plots=plots, echo=echo)
     return EvalResult(exp, records, out_dir, tables, summaries)
 

@@ -151,8 +151,10 @@ def test_cli_eval_with_real_minilm_and_a_peer(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "protocol: chroma" in result.output and "protocol: budget" in result.output
     assert "langchain_recursive" in result.output and result.output.rstrip().endswith(f"output: {tmp_path / 'out'}")
-    bad = CliRunner().invoke(app, ["eval", str(path), "--data-root", str(tmp_path / "nowhere")])
+    bad = CliRunner().invoke(app, ["eval", str(path), "--out", str(tmp_path / "bad"),
+                                   "--data-root", str(tmp_path / "nowhere")])
     assert bad.exit_code == 1 and "does not exist" in bad.output
+    assert not (tmp_path / "bad").exists()   # a run that fails before any result leaves no output folder
 
 
 def test_variants_can_be_whole_config_files(tmp_path: Path) -> None:
