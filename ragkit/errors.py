@@ -65,6 +65,15 @@ class ConfigError(RagkitError, ValueError):
         self.problems = list(problems)
 
 
+class UnsafeConfigError(ConfigError):
+    """Safe mode (``--safe`` / ``RAGKIT_SAFE=1``) refuses a setting of the config.
+
+    A path outside the config's folder and ``RAGKIT_HOME``, a non-loopback endpoint that is not allowed,
+    or a setting that runs code the config brings (:mod:`ragkit.config.safety`). ``problems`` lists each
+    one as ``(dotted_path, message, line)``.
+    """
+
+
 class UnknownComponentError(ConfigError, LookupError):
     """A stage or backend ``type`` is not registered."""
 

@@ -17,6 +17,8 @@ from typing import Annotated
 
 import typer
 
+from ragkit.cli.pipeline_commands import AllowHostOpt, SafeOpt, safety
+
 
 def eval_command(
     experiment: Annotated[Path, typer.Argument(help="Experiment YAML (dataset, base, protocols, variants) "
@@ -37,6 +39,8 @@ def eval_command(
         "--engine", help="local (variants one after another) or ray (each variant a Ray task; extra 'ray').")] = "local",
     address: Annotated[str | None, typer.Option(
         "--address", help="Ray cluster for --engine ray: auto or ray://HOST:PORT (default: a local Ray).")] = None,
+    safe: SafeOpt = False,
+    allow_host: AllowHostOpt = None,
 ) -> None:
     """Evaluate variants side by side on a dataset; print one table per protocol and write the report.
 
@@ -50,8 +54,9 @@ def eval_command(
     """
     from ragkit.eval.runner import load_experiment, run_experiment
 
-    exp = load_experiment(experiment, grid=grid or (), overrides=set_ or ())
-    result = run_experiment(exp, out=out, data_root=data_root, limit=limit, force=force, rebuild=rebuild,
-                            only=variant or (), echo=typer.echo, plots=not no_plots,
-                            engine="ray" if address else engine, address=address)
+    with safety(safe, allow_host, experiment):  # variants' configs are checked against the experiment's folder
+        exp = load_experiment(experiment, grid=grid or (), overrides=set_ or ())
+        result = run_experiment(exp, out=out, data_root=data_root, limit=limit, force=force, rebuild=rebuild,
+                                only=variant or (), echo=typer.echo, plots=not no_plots,
+                                engine="ray" if address else engine, address=address)
     typer.echo(f"output: {result.output_dir}")

@@ -31,6 +31,27 @@ EngineOpt = Annotated[str | None, typer.Option("--engine", help="Index engine: l
                                                                   "overrides the config's engine.type.")]
 AddressOpt = Annotated[str | None, typer.Option("--address", help="Ray cluster for --engine ray: auto or ray://HOST:PORT "
                                                                    "(default: a local Ray).")]
+SafeOpt = Annotated[bool, typer.Option("--safe", help="For configs you did not write: refuse paths outside the config's "
+                                        "folder and RAGKIT_HOME, non-loopback endpoints and code-running settings "
+                                        "(also RAGKIT_SAFE=1).")]
+AllowHostOpt = Annotated[list[str] | None, typer.Option("--allow-host", help="Under --safe, also let endpoints reach "
+                                                         "HOST (repeatable; also RAGKIT_ALLOW_HOSTS=H1,H2).")]
+
+
+def safety(safe: bool, allow_host: list[str] | None, config: Path | None = None) -> Any:
+    """The safe-mode context of a command: ``--safe`` (or ``$RAGKIT_SAFE``), its hosts, the config's folder.
+
+    Every config the command loads inside it is checked by :func:`ragkit.config.load.load_config`.
+
+    Example:
+        >>> with safety(True, ["gpu-box"], Path("/srv/project/rag.yaml")) as policy:
+        ...     sorted(policy.allow_hosts), policy.roots
+        (['gpu-box'], (PosixPath('/srv/project'),))
+    """
+    from ragkit.config.safety import safe_mode
+
+    roots = [config.expanduser().absolute().parent] if config is not None else []
+    return safe_mode(safe, allow_hosts=list(allow_host or []), roots=roots)
 
 
 def engine_overrides(engine: str | None, address: str | None) -> list[str]:
@@ -161,6 +182,8 @@ def run(
     no_cache: NoCacheOpt = False,
     data_root: DataRootOpt = None,
     questions: Annotated[Path | None, typer.Option("--questions", help="Questions JSONL ({id, question} per line).")] = None,
+    safe: SafeOpt = False,
+    allow_host: AllowHostOpt = None,
 ) -> None:
     """Index the corpus, answer every question, print answers with cited chunks, write answers.jsonl and summary.json.
 
@@ -186,8 +209,9 @@ def run(
             typer.echo(line)
         typer.echo("")
 
-    result = run_config(config, set_ or [], out=out, rebuild=rebuild, no_cache=no_cache, data_root=data_root,
-                        questions=questions, on_answer=on_answer, on_index=on_index)
+    with safety(safe, allow_host, config):
+        result = run_config(config, set_ or [], out=out, rebuild=rebuild, no_cache=no_cache, data_root=data_root,
+                            questions=questions, on_answer=on_answer, on_index=on_index)
     typer.echo(f"{len(result.answers)} questions answered; answers.jsonl and summary.json written", err=True)
     typer.echo(result.usage.summary_line())
     typer.echo(f"output: {result.output_dir}")
@@ -201,6 +225,8 @@ def index(
     data_root: DataRootOpt = None,
     engine: EngineOpt = None,
     address: AddressOpt = None,
+    safe: SafeOpt = False,
+    allow_host: AllowHostOpt = None,
 ) -> None:
     """Build (or update, or reuse) the persisted index for a config; print what was done.
 
@@ -216,7 +242,8 @@ def index(
     from ragkit.runner import index_config
 
     overrides = [*(set_ or []), *engine_overrides(engine, address)]
-    pipeline, report = index_config(config, overrides, rebuild=rebuild, no_cache=no_cache, data_root=data_root)
+    with safety(safe, allow_host, config):
+        pipeline, report = index_config(config, overrides, rebuild=rebuild, no_cache=no_cache, data_root=data_root)
     typer.echo(describe(report))
     typer.echo(f"index hash: {pipeline.index_hash()}  ({report.seconds:.2f} s)")
     for slot, usage in sorted(pipeline.stage_usage.items()):
@@ -236,6 +263,8 @@ def query(
     show_trace: Annotated[bool, typer.Option("--show-trace", help="Print the selector links' rationales and flags.")] = False,
     no_llm: Annotated[bool, typer.Option("--no-llm", help="Retrieval only (query.aggregator=null): print the selected "
                                          "chunks with scores and offsets; no LLM is loaded.")] = False,
+    safe: SafeOpt = False,
+    allow_host: AllowHostOpt = None,
 ) -> None:
     """Answer one question from the persisted index (build it first with `ragkit index` or `ragkit run`).
 
@@ -262,9 +291,10 @@ def query(
     overrides: list = list(set_ or [])
     if no_llm:
         overrides.append(("query.aggregator", None))
-    pipeline = build_pipeline(config, overrides, no_cache=no_cache)
-    the_query = Query.from_text(question, id="query")
-    answer = pipeline.query(the_query, filter=parsed, k=k)
+    with safety(safe, allow_host, config):
+        pipeline = build_pipeline(config, overrides, no_cache=no_cache)
+        the_query = Query.from_text(question, id="query")
+        answer = pipeline.query(the_query, filter=parsed, k=k)
     typer.echo(format_answer(the_query, answer, show_metadata))
     if show_trace:
         for line in format_trace(answer):

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from ragkit.cli.pipeline_commands import ConfigArg, DataRootOpt, SetOpt
+from ragkit.cli.pipeline_commands import AllowHostOpt, ConfigArg, DataRootOpt, SafeOpt, SetOpt, safety
 from ragkit.errors import ConfigError
 
 
@@ -17,6 +17,8 @@ def serve_command(
     concurrency: Annotated[int, typer.Option("--concurrency", help="Queries run at the same time; others wait.")] = 4,
     set_: SetOpt = None,
     data_root: DataRootOpt = None,
+    safe: SafeOpt = False,
+    allow_host: AllowHostOpt = None,
 ) -> None:
     """Serve a config over HTTP: POST /query, /chunk, /index; GET /healthz, /components; docs at /docs.
 
@@ -37,6 +39,7 @@ def serve_command(
     from ragkit.serve.app import create_app
     from ragkit.serve.server import run
 
-    app = create_app(config, overrides=set_ or [], concurrency=concurrency, data_root=data_root)
-    typer.echo(f"ragkit serve: {config} on http://{host}:{port} (docs: http://{host}:{port}/docs)", err=True)
-    run(app, host=host, port=port)
+    with safety(safe, allow_host, config):  # the config, and POST /chunk's chunker specs, under safe mode
+        app = create_app(config, overrides=set_ or [], concurrency=concurrency, data_root=data_root)
+        typer.echo(f"ragkit serve: {config} on http://{host}:{port} (docs: http://{host}:{port}/docs)", err=True)
+        run(app, host=host, port=port)

@@ -9,17 +9,21 @@ from urllib.parse import urlparse
 
 import typer
 
+from ragkit.cli.pipeline_commands import AllowHostOpt, SafeOpt, safety
 from ragkit.errors import ConfigError, RagkitError, redact
 
 
 def validate_command(
     configs: Annotated[list[Path], typer.Argument(help="Config files to check.")],
     set_: Annotated[list[str] | None, typer.Option("--set", help="Override KEY=VALUE (dotted key).")] = None,
+    safe: SafeOpt = False,
+    allow_host: AllowHostOpt = None,
 ) -> None:
     """Check config files; report every problem (dotted path, value, line), not only the first.
 
     \f
-    Exits with the worst problem's code (2 for config errors) after checking every file.
+    Exits with the worst problem's code (2 for config errors) after checking every file. With ``--safe``
+    (or ``RAGKIT_SAFE=1``) the safe-mode refusals are reported too (:mod:`ragkit.config.safety`).
 
     Example:
         >>> import tempfile
@@ -39,7 +43,9 @@ def validate_command(
     worst = 0
     for path in configs:
         try:
-            what = _validate_one(path, list(set_ or []))
+            with safety(safe, allow_host, path) as policy:
+                what = _validate_one(path, list(set_ or []))
+                what += " (safe mode: every path and endpoint allowed)" if policy is not None else ""
         except RagkitError as exc:
             typer.echo(redact(str(exc)), err=True)
             worst = max(worst, exc.exit_code)

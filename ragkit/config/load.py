@@ -419,8 +419,13 @@ def load_config(source: str | Path | Mapping[str, Any], overrides: Sequence[str 
     """Load, override, validate and normalise a config from a YAML path or a mapping.
 
     Relative paths in a YAML file resolve against the file's folder; ``overrides`` (``--set``) and a
-    mapping's paths resolve against the working directory (see :func:`resolve_paths`).
+    mapping's paths resolve against the working directory (see :func:`resolve_paths`). Under safe mode
+    (``--safe`` / ``RAGKIT_SAFE=1``) paths outside the config's folder and ``RAGKIT_HOME`` and
+    non-loopback endpoints are refused here, before anything loads or writes (:mod:`ragkit.config.safety`).
     """
+    from ragkit.config.safety import enforce
+
+    folder: Path | None = None
     if isinstance(source, Mapping):
         data: Any = _plain(source)
         lines: dict[str, int] = {}
@@ -428,14 +433,17 @@ def load_config(source: str | Path | Mapping[str, Any], overrides: Sequence[str 
     else:
         data, lines = load_yaml_file(source)
         name = str(source)
-        data = resolve_paths(data, Path(source).resolve().parent)
+        folder = Path(source).resolve().parent
+        data = resolve_paths(data, folder)
     if overrides:
         if data is not None and not isinstance(data, Mapping):
             raise ConfigError(f"{name}: a config must be a YAML mapping at the top level")
         data = apply_overrides(dict(data or {}), overrides)
         if not isinstance(source, Mapping):
             data = resolve_paths(data, Path.cwd())  # only --set values are still relative
-    return validate_config(data, registry, lines, name)
+    config = validate_config(data, registry, lines, name)
+    enforce(config, config_dir=folder, source=name, lines=lines)  # safe mode (--safe / RAGKIT_SAFE): paths, hosts
+    return config
 
 
 def config_stem(source: str | Path | Mapping[str, Any]) -> str:

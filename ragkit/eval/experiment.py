@@ -119,6 +119,10 @@ def _read_config(ref: str | Mapping[str, Any] | None, source: Path | None) -> di
     path = Path(ref).expanduser()
     if not path.is_absolute() and source is not None and not path.exists():
         path = source.parent / path
+    from ragkit.config.safety import enforce
+
+    enforce({}, config_dir=source.resolve().parent if source else None, source=str(source or "<experiment>"),
+            paths={"base": str(path.absolute())})  # safe mode: a base config outside the experiment's folder
     if not path.is_file():
         raise ConfigError(f"base: config file {str(ref)!r} does not exist (looked next to the experiment file too); "
                           "give a pipeline config path or an inline mapping")
@@ -357,6 +361,10 @@ def load_experiment(source: str | Path | Mapping[str, Any], *, grid: Sequence[st
         data = resolve_paths(data, folder)
         if isinstance(data.get("base"), Mapping):
             data["base"] = resolve_paths(data["base"], folder)
+    from ragkit.config.safety import enforce
+
+    enforce({"data_root": data.get("data_root")}, config_dir=path.resolve().parent if path else None,
+            source=str(path or "<experiment>"))  # safe mode; its variants are checked by load_config
     if "dataset" not in data and set(data) <= PIPELINE_KEYS | {"data_root"}:
         dataset = (data.get("corpus") or {}).get("dataset")
         if not dataset:

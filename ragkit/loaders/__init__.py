@@ -41,7 +41,7 @@ from ragkit.loaders.files import DEFAULT_MAX_BYTES, LoaderWarning
 from ragkit.loaders.formats import LOADERS, load_text
 from ragkit.types import Document
 
-__all__ = ["DEFAULT_MAX_BYTES", "LOADERS", "LoaderWarning", "load_corpus", "load_path"]
+__all__ = ["DEFAULT_MAX_BYTES", "LOADERS", "LoaderWarning", "corpus_files", "load_corpus", "load_path"]
 
 _GLOB_CHARS = set("*?[")
 _PROGRESS_MIN_FILES = 50
@@ -131,6 +131,24 @@ def load_path(
     if loader is None:
         return []
     return loader(path, _source_id(path, base), max_bytes)
+
+
+def corpus_files(item: str, base: str | Path) -> list[Path]:
+    """The files one corpus entry (a path, folder or glob, relative to ``base``) reaches, as :func:`load_corpus` sees them.
+
+    Used by safe mode (:mod:`ragkit.config.safety`) to check where symbolic links inside a corpus lead.
+
+    Raises:
+        DocumentError: the path does not exist, the glob matches nothing, the folder holds no loadable file.
+
+    Example:
+        >>> import tempfile
+        >>> base = Path(tempfile.mkdtemp())
+        >>> _ = (base / "a.md").write_text("A", encoding="utf-8")
+        >>> [p.name for p in corpus_files("*.md", base)]
+        ['a.md']
+    """
+    return [path for path, _explicit in _expand(str(item), Path(base))]
 
 
 def _expand(item: str, base: Path) -> list[tuple[Path, bool]]:

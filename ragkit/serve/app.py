@@ -49,6 +49,21 @@ def _config_error_response(exc: ConfigError) -> JSONResponse:
     return JSONResponse(status_code=422, content={"detail": detail})
 
 
+def _request_policy(pipe: Any) -> Any:
+    """The safe-mode policy in force at start-up (``--safe`` / ``RAGKIT_SAFE``), rooted at the config's folder.
+
+    Request handlers may run in other threads or contexts, so they apply this captured policy explicitly.
+    """
+    from dataclasses import replace
+
+    from ragkit.config.safety import active_policy
+
+    policy = active_policy()
+    if policy is not None and not policy.roots:
+        policy = replace(policy, roots=(Path(pipe.base_dir),))
+    return policy
+
+
 def create_app(config: Any, *, overrides: Sequence[str] = (), concurrency: int = 4,
                data_root: str | Path | None = None) -> Any:
     """The ``ragkit serve`` application for a config; its models load and its stored index opens here, once.
@@ -88,6 +103,7 @@ def create_app(config: Any, *, overrides: Sequence[str] = (), concurrency: int =
         pipe = Pipeline.from_yaml(config, overrides)
     if data_root is not None:
         pipe.data_root = data_root
+    policy = _request_policy(pipe)
     state = ServeState(pipe, concurrency=concurrency).start()
 
     app = FastAPI(title="ragkit", summary=f"ragkit serve: {pipe.name}",
@@ -151,13 +167,15 @@ def create_app(config: Any, *, overrides: Sequence[str] = (), concurrency: int =
     def chunk(body: ChunkRequest) -> ChunkResponse:
         """Cut one text with a chunker; offsets index ``text``."""
         from ragkit.config.load import load_config
+        from ragkit.config.safety import use_policy
         from ragkit.integrations import as_document
 
         spec = {"type": body.chunker} if isinstance(body.chunker, str) else dict(body.chunker)
         spec.update(body.params)
         served = state.pipeline
-        config = load_config({**served.config, "index": {**served.config["index"], "chunker": spec}},
-                             registry=served.registry)  # a bad spec: ConfigError → 422 at body.chunker.<field>
+        with use_policy(policy):  # safe mode at start-up holds for request specs too (e.g. intents_path)
+            config = load_config({**served.config, "index": {**served.config["index"], "chunker": spec}},
+                                 registry=served.registry)  # a bad spec: ConfigError → 422 at body.chunker.<field>
         chunker = served.fork(config).chunker  # the config's backends, already loaded, serve model chunkers
         chunks = chunker.chunk(as_document(body.text, detect_headings=body.detect_headings))
         return ChunkResponse(chunker=config["index"]["chunker"], chunks=[c.to_dict() for c in chunks])
