@@ -329,7 +329,7 @@ def check_config(config: Mapping[str, Any], *, config_dir: str | Path | None, po
     """Every setting of a (normalised) config that safe mode refuses, as ``(dotted key, message, line)``.
 
     Allowed folders: ``config_dir`` (else the policy's roots, else the working directory) and ``RAGKIT_HOME``.
-    Relative paths (a mapping's) resolve against the first allowed folder. ``paths`` are further files
+    Relative paths resolve as the run resolves them: against ``config_dir``, else the working directory. ``paths`` are further files
     named outside the pipeline schema (dotted key → path), e.g. an experiment's ``base`` file.
 
     Example:
@@ -340,7 +340,8 @@ def check_config(config: Mapping[str, Any], *, config_dir: str | Path | None, po
         []
     """
     folders = [Path(config_dir)] if config_dir is not None else list(policy.roots) or [Path.cwd()]
-    check = _Check([*folders, ragkit_home()], policy, folders[0], lines or {})
+    base = Path(config_dir) if config_dir is not None else Path.cwd()  # where the run resolves relative paths
+    check = _Check([*folders, ragkit_home()], policy, base, lines or {})
     for key, value in (paths or {}).items():
         check.path(key, value)
     for key in _TOP_PATHS:

@@ -309,3 +309,13 @@ def test_serve_applies_safe_mode_to_chunk_requests(project: Path, tmp_path: Path
     assert inside.status_code == 200, inside.text
     assert inside.json()["chunks"]
     assert os.environ.get(SAFE_ENV) is None  # the policy lived in the app, not in the process environment
+
+
+def test_a_mapping_relative_path_is_checked_where_the_run_resolves_it(tmp_path: Path, monkeypatch):
+    folder, elsewhere = tmp_path / "experiment", tmp_path / "elsewhere"
+    folder.mkdir(), elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # a mapping's relative paths are used against the working directory
+    policy = SafetyPolicy(roots=(folder,))
+    problems = check_config({"output": {"dir": "out"}}, config_dir=None, policy=policy)
+    assert [k for k, _, _ in problems] == ["output.dir"] and str(elsewhere / "out") in problems[0][1]
+    assert check_config({"output": {"dir": str(folder / "out")}}, config_dir=None, policy=policy) == []
