@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 
 # write_guard: a session that leaves files under the repository fails, naming them and the test that wrote
-# them (tests write under tmp_path only); pytester: for the guard's own tests.
-pytest_plugins = ["ragkit.testing.write_guard", "pytester"]
+# them (tests write under tmp_path only); setup_marks: after scripts/setup.sh --no-llama-cpp, tests marked
+# server / llama_cpp skip with the reason; pytester: for the plugins' own tests.
+pytest_plugins = ["ragkit.testing.write_guard", "ragkit.testing.setup_marks", "pytester"]
 
 
 def _real_home() -> Path:

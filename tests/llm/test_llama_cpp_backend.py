@@ -8,7 +8,7 @@ from pydantic import BaseModel
 
 from ragkit.llm.base import CandidateTokenError, GenerationRequest, plan_windows
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.llama_cpp]
 
 SEGMENTS = ["The Eiffel Tower is in Paris.", " It was completed in 1889 for the World's Fair."]
 
