@@ -10,6 +10,12 @@ The prompt comes from a versioned template next to this module (``stuff_prompt_v
 ``[system]`` and ``[user]``, placeholders ``{context}`` and ``{question}``), or from ``template``
 (a path to a file in the same format). The template name and version go into ``Answer.trace``.
 
+The answer budget ``max_new_tokens`` defaults to the LLM's per-model value (``null``:
+``ragkit.llm.generation``, 192 tokens for SmolLM2-135M, else 256). ``loop_guard`` (on by default) cuts
+an answer just before the first verbatim repeat of one of its sentences (``ragkit.text.repetition``):
+what was cut goes to ``Answer.trace["loop_guard"]`` (``cut``, ``repeated_sentence``,
+``removed_chars``), next to the backend's ``finish_reason``; the cached completion is left as it was.
+
 A chunk's size is ``max(token_count, ceil(len(text) / 20))``: text the tokenizer maps to a few
 ``[UNK]`` tokens (Thai, base64) counts by its characters too, and the passages together never
 exceed ``max_context_tokens * 20`` characters (the one always-included chunk is cut to that), so a
@@ -37,7 +43,9 @@ from pydantic import Field
 from ragkit.aggregators.base import Aggregator
 from ragkit.errors import ConfigError
 from ragkit.llm.base import GenerationRequest
+from ragkit.llm.generation import FALLBACK_MAX_NEW_TOKENS
 from ragkit.stage import LLMRef
+from ragkit.text.repetition import cut_at_repeat
 from ragkit.types import Answer, Chunk, Query, ScoredChunk, Usage
 
 TEMPLATE_NAME = "stuff"
@@ -93,15 +101,17 @@ class StuffAggregator(Aggregator):
         *,
         llm: LLMRef = "default",
         max_context_tokens: Annotated[int, Field(gt=0)] = 1536,
-        max_new_tokens: Annotated[int, Field(gt=0)] = 256,
+        max_new_tokens: Annotated[int, Field(gt=0)] | None = None,
         temperature: Annotated[float, Field(ge=0)] = 0.0,
         template: str | None = None,
+        loop_guard: bool = True,
     ) -> None:
         self.llm = llm
         self.max_context_tokens = max_context_tokens
         self.max_new_tokens = max_new_tokens
         self.temperature = temperature
         self.template = template
+        self.loop_guard = loop_guard
 
     def _load(self) -> None:
         path = Path(self.template).expanduser() if self.template else BUILTIN_TEMPLATE
@@ -147,7 +157,22 @@ class StuffAggregator(Aggregator):
         values = {"context": "\n\n".join(blocks), "question": query.text}
         user = _PLACEHOLDER.sub(lambda m: values[m.group(1)], self.template_["user"])
         return GenerationRequest.chat(user, system=self.template_.get("system") or None,
-                                      max_tokens=self.max_new_tokens, temperature=self.temperature)
+                                      max_tokens=self.answer_budget(), temperature=self.temperature)
+
+    def answer_budget(self) -> int:
+        """``max_new_tokens``, or the LLM's per-model answer budget when it is ``None``.
+
+        Example:
+            >>> from ragkit.testing.fakes import FakeLLM
+            >>> StuffAggregator(llm=FakeLLM()).answer_budget()
+            256
+            >>> StuffAggregator(llm=FakeLLM(), max_new_tokens=64).answer_budget()
+            64
+        """
+        if self.max_new_tokens is not None:
+            return int(self.max_new_tokens)
+        defaults = getattr(self.llm, "default_generation", None)
+        return int(defaults().max_new_tokens) if callable(defaults) else FALLBACK_MAX_NEW_TOKENS
 
     def aggregate(self, query: Query, selected: Sequence[ScoredChunk], context: Any = None) -> Answer:
         """Answer ``query`` from ``selected`` with one generation call."""
@@ -160,5 +185,10 @@ class StuffAggregator(Aggregator):
         completion = self.llm.generate([self.build_request(query, passages)])[0]
         usage = Usage(llm_calls=1, prompt_tokens=completion.prompt_tokens,
                       completion_tokens=completion.completion_tokens)
-        return Answer(text=completion.text.strip(), chunks=tuple(passages), usage=usage,
-                      trace={**trace, "finish_reason": completion.finish_reason})
+        text = completion.text.strip()
+        trace["finish_reason"] = completion.finish_reason
+        if self.loop_guard:
+            cut = cut_at_repeat(text)
+            trace["loop_guard"] = cut.to_trace()
+            text = cut.text
+        return Answer(text=text, chunks=tuple(passages), usage=usage, trace=trace)

@@ -91,6 +91,10 @@ class GenerationRequest:
     json_schema: Mapping[str, Any] | None = None
     template_version: str | None = None
     response_model: type | None = field(default=None, compare=False, repr=False)
+    #: ``None``: the backend's default for free text (``ragkit.llm.generation``); ``1.0`` is off
+    repetition_penalty: float | None = None
+    #: ``None``: the backend's default for free text; ``0`` is off
+    no_repeat_ngram_size: int | None = None
 
     def __post_init__(self) -> None:
         if (self.messages is None) == (self.prompt is None):
@@ -108,6 +112,10 @@ class GenerationRequest:
             raise ValueError(f"max_tokens must be >= 1, got {self.max_tokens}")
         if self.temperature < 0:
             raise ValueError(f"temperature must be >= 0, got {self.temperature}")
+        if self.repetition_penalty is not None and not self.repetition_penalty > 0:
+            raise ValueError(f"repetition_penalty must be > 0 (1.0 is off), got {self.repetition_penalty}")
+        if self.no_repeat_ngram_size is not None and self.no_repeat_ngram_size < 0:
+            raise ValueError(f"no_repeat_ngram_size must be >= 0 (0 is off), got {self.no_repeat_ngram_size}")
 
     @classmethod
     def chat(cls, user: str, system: str | None = None, **kwargs: Any) -> GenerationRequest:
@@ -121,8 +129,9 @@ class GenerationRequest:
         data["messages"] = [dict(m) for m in self.messages] if self.messages is not None else None
         data["stop"] = list(self.stop)
         data["json_schema"] = json.loads(json.dumps(self.json_schema)) if self.json_schema else None
-        if data["template_version"] is None:
-            data.pop("template_version")  # keeps keys of requests without a template stable
+        for key in ("template_version", "repetition_penalty", "no_repeat_ngram_size"):
+            if data[key] is None:
+                data.pop(key)  # keeps the keys of requests that do not use them stable
         return data
 
     def prompt_text(self) -> str:
@@ -269,6 +278,22 @@ class LLMBackend(Component):
 
     def generate(self, requests: Sequence[GenerationRequest]) -> list[Completion]:
         raise NotImplementedError
+
+    def default_generation(self) -> Any:
+        """The :class:`~ragkit.llm.generation.GenerationDefaults` this backend applies to free-text requests.
+
+        The base class has none; backends with per-model defaults (``transformers``, ``openai``,
+        ``llama_cpp``) resolve them from the model name and their config.
+        """
+        from ragkit.llm.generation import GenerationDefaults
+
+        return GenerationDefaults()
+
+    def prepare_request(self, request: GenerationRequest) -> GenerationRequest:
+        """``request`` with this backend's generation defaults filled in (what the cache key hashes)."""
+        from ragkit.llm.generation import apply_generation_defaults
+
+        return apply_generation_defaults(request, self.default_generation())
 
     def complete(self, user: str, system: str | None = None, **kwargs: Any) -> Completion:
         """Convenience: one chat request, one completion."""

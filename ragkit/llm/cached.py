@@ -5,9 +5,11 @@ It satisfies the same protocol as the backend it wraps (stages never know about 
 - a persistent call cache in ``RAGKIT_HOME/cache.sqlite`` (namespace ``llm``). The key is the sha256
   of the backend identity (model, revision, output-relevant settings), the method, the full request
   (every sampling parameter, the JSON schema, the prompt-template version) and a cache-schema
-  version. Modes ``read_write`` / ``read_only`` / ``off`` follow the config's ``cache.mode``
-  (``--no-cache`` sets ``off``). A fully cached run makes zero backend calls (``backend_calls``
-  counts them). Requests sampled at ``temperature > 0`` without a ``seed`` are never cached.
+  version; the request is keyed after the backend's generation defaults are filled in
+  (``LLMBackend.prepare_request``), so a change of defaults changes the key. Modes ``read_write`` /
+  ``read_only`` / ``off`` follow the config's ``cache.mode`` (``--no-cache`` sets ``off``). A fully
+  cached run makes zero backend calls (``backend_calls`` counts them). Requests sampled at
+  ``temperature > 0`` without a ``seed`` are never cached.
 - structured output: a completion for a request with ``json_schema`` is validated (JSON parse, the
   schema, and the pydantic ``response_model`` when given). An invalid one is retried with the
   validation error appended to the conversation, up to ``structured_retries`` times; then
@@ -112,6 +114,12 @@ class CachedLLM(LLMBackend):
     def warm_up(self) -> None:
         self.inner.warm_up()
 
+    def default_generation(self) -> Any:
+        return self.inner.default_generation()
+
+    def prepare_request(self, request: GenerationRequest) -> GenerationRequest:
+        return self.inner.prepare_request(request)
+
     def _cache(self) -> CacheStore:
         if self.store is not None:
             return self.store
@@ -155,7 +163,9 @@ class CachedLLM(LLMBackend):
 
     def generate_outcomes(self, requests: Sequence[GenerationRequest]) -> list[Completion | StructuredOutputError]:
         """Like :meth:`generate`, but a request whose structured output stays invalid gets its :class:`StructuredOutputError` in place instead of failing the whole batch (the valid completions are cached and returned)."""
-        requests = list(requests)
+        # the backend's generation defaults (stop, repetition settings) go into each request first, so
+        # they are part of its key: a change of defaults never answers from another setting's entries
+        requests = [self.inner.prepare_request(r) for r in requests]
         store = self._cache()
         identity = self.inner.identity
         keys = [self._key("generate", r.to_dict(), identity) for r in requests]

@@ -7,6 +7,10 @@
 - ``token_logprobs``: the same windowing contract as the ``transformers`` backend (shared code in
   ``base.TokenScoringMixin``): each window is evaluated from an empty KV cache (fresh positions) with
   ``logits_all=True``, and log-softmax is taken over the kept positions.
+- Generation defaults per model (:mod:`ragkit.llm.generation`; ``stop``, ``repetition_penalty``,
+  ``max_new_tokens`` override them, ``generation_defaults: none`` turns them off): free-text requests
+  get the model's stop sequences and ``repeat_penalty``; without one, llama-cpp-python's own default
+  (1.1 over the last 64 tokens) applies, as before. ``no_repeat_ngram_size`` is not available here.
 - ``next_token_probs``: softmax of the last position's logits after evaluating the rendered prompt.
 
 llama.cpp runs one sequence at a time here (the high-level API has no multi-sequence batch), so the
@@ -29,7 +33,7 @@ import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, Literal
 
 import numpy as np
 from pydantic import Field
@@ -88,6 +92,10 @@ class LlamaCppLLM(TokenScoringMixin, LLMBackend):
         max_context: Annotated[int, Field(gt=0)] = 2047,
         window_stride: Annotated[float, Field(gt=0, le=1)] = 0.5,
         seed: int = 0,
+        generation_defaults: Literal["model", "none"] = "model",
+        stop: list[str] | None = None,
+        repetition_penalty: Annotated[float, Field(gt=0)] | None = None,
+        max_new_tokens: Annotated[int, Field(gt=0)] | None = None,
         price_per_1k: dict[str, float] | None = None,
     ) -> None:
         self.model = model
@@ -97,6 +105,10 @@ class LlamaCppLLM(TokenScoringMixin, LLMBackend):
         self.max_context = max_context
         self.window_stride = window_stride
         self.seed = seed
+        self.generation_defaults = generation_defaults
+        self.stop = stop
+        self.repetition_penalty = repetition_penalty
+        self.max_new_tokens = max_new_tokens
         self.price_per_1k = price_per_1k
         self._lock = threading.RLock()
 
@@ -118,6 +130,22 @@ class LlamaCppLLM(TokenScoringMixin, LLMBackend):
             revision = f"{stat.st_size}:{int(stat.st_mtime)}" if stat else "missing"
         return {"type": "llama_cpp", "model": self.model, "revision": revision, "n_ctx": self.n_ctx,
                 "max_context": self.max_context, "window_stride": self.window_stride, "seed": self.seed}
+
+    def default_generation(self) -> Any:
+        """The model's generation defaults with this config's overrides (no n-gram ban in llama.cpp).
+
+        Example:
+            >>> LlamaCppLLM(repetition_penalty=1.2).default_generation().repetition_penalty
+            1.2
+        """
+        from dataclasses import replace
+
+        from ragkit.llm.generation import resolve_generation_defaults
+
+        resolved = resolve_generation_defaults(self.model, mode=self.generation_defaults, stop=self.stop,
+                                               repetition_penalty=self.repetition_penalty,
+                                               max_new_tokens=self.max_new_tokens)
+        return replace(resolved, no_repeat_ngram_size=0)
 
     def _load(self) -> None:
         try:
@@ -212,8 +240,11 @@ class LlamaCppLLM(TokenScoringMixin, LLMBackend):
         results = []
         for request in requests:
             start = time.perf_counter()
+            request = self.prepare_request(request)
             common: dict[str, Any] = {"max_tokens": request.max_tokens, "temperature": request.temperature,
                                       "stop": list(request.stop) or None}
+            if request.repetition_penalty is not None:
+                common["repeat_penalty"] = request.repetition_penalty
             if request.seed is not None:
                 common["seed"] = request.seed
             with self._lock:

@@ -14,6 +14,14 @@
   ``response_format``: ``json_mode: json_schema`` (OpenAI, vLLM), ``json_object_schema`` (llama.cpp's
   server: ``{"type": "json_object", "schema": ...}``, enforced by a grammar), ``json_object`` (any
   JSON), ``off`` (the prompt alone asks for JSON; the caching wrapper still validates and retries).
+- Generation defaults per model (:mod:`ragkit.llm.generation`, matched on the ``model`` name, so
+  ``smollm2``/``qwen`` served by llama.cpp or vLLM get theirs; hosted models get none): a free-text
+  request sends the model's ``stop`` sequences (end-of-turn tokens included) and its
+  ``repetition_penalty`` in the body fields named by ``repetition_penalty_field`` (``auto``: both
+  ``repeat_penalty``, read by llama.cpp's servers, and ``repetition_penalty``, read by vLLM; none to
+  api.openai.com, which has neither). ``frequency_penalty`` (OpenAI's additive penalty, -2..2) is
+  sent when configured. ``no_repeat_ngram_size`` has no server equivalent and is not sent.
+  ``generation_defaults: none`` sends none of the model's values.
 - ``next_token_probs`` (``output_logprobs: true``): one-token request with ``top_logprobs``; a candidate
   absent from the server's top list gets probability 0 (a lower bound).
 - ``token_logprobs`` (``prompt_logprobs: true``, for servers whose completions endpoint returns
@@ -331,6 +339,12 @@ class OpenAILLM(LLMBackend):
         top_logprobs: Annotated[int, Field(ge=1, le=20)] = 20,
         max_context: Annotated[int, Field(gt=0)] = 2048,
         window_stride: Annotated[float, Field(gt=0, le=1)] = 0.5,
+        generation_defaults: Literal["model", "none"] = "model",
+        stop: list[str] | None = None,
+        repetition_penalty: Annotated[float, Field(gt=0)] | None = None,
+        repetition_penalty_field: Literal["auto", "repeat_penalty", "repetition_penalty", "none"] = "auto",
+        frequency_penalty: Annotated[float, Field(ge=-2, le=2)] | None = None,
+        max_new_tokens: Annotated[int, Field(gt=0)] | None = None,
         price_per_1k: dict[str, float] | None = None,
         show_progress: bool | None = None,
     ) -> None:
@@ -347,6 +361,12 @@ class OpenAILLM(LLMBackend):
         self.top_logprobs = top_logprobs
         self.max_context = max_context
         self.window_stride = window_stride
+        self.generation_defaults = generation_defaults
+        self.stop = stop
+        self.repetition_penalty = repetition_penalty
+        self.repetition_penalty_field = repetition_penalty_field
+        self.frequency_penalty = frequency_penalty
+        self.max_new_tokens = max_new_tokens
         self.price_per_1k = price_per_1k
         self.show_progress = show_progress
         self.capabilities = type(self).capabilities_for(  # type: ignore[misc]
@@ -365,9 +385,43 @@ class OpenAILLM(LLMBackend):
 
     @property
     def identity(self) -> dict[str, Any]:
+        extra = {"frequency_penalty": self.frequency_penalty} if self.frequency_penalty is not None else {}
+        if self.repetition_penalty_field != "auto":
+            extra["repetition_penalty_field"] = self.repetition_penalty_field
         return {"type": "openai", "base_url": self.base_url, "model": self.model, "json_mode": self.json_mode,
                 "top_logprobs": self.top_logprobs, "max_context": self.max_context,
-                "window_stride": self.window_stride}
+                "window_stride": self.window_stride, **extra}
+
+    def default_generation(self) -> Any:
+        """The model's generation defaults (matched on ``model``) with this config's overrides.
+
+        ``no_repeat_ngram_size`` is always 0: OpenAI-compatible servers have no such setting.
+
+        Example:
+            >>> OpenAILLM(model="smollm2", base_url="http://127.0.0.1:9/v1").default_generation().stop
+            ('<|im_end|>',)
+            >>> OpenAILLM(model="gpt-4o-mini").default_generation().is_empty
+            True
+        """
+        from dataclasses import replace
+
+        from ragkit.llm.generation import resolve_generation_defaults
+
+        resolved = resolve_generation_defaults(self.model, mode=self.generation_defaults, stop=self.stop,
+                                               repetition_penalty=self.repetition_penalty,
+                                               max_new_tokens=self.max_new_tokens)
+        return replace(resolved, no_repeat_ngram_size=0)
+
+    def _penalty_fields(self, penalty: float | None) -> dict[str, float]:
+        """The body fields that carry a multiplicative repetition penalty to this server."""
+        if penalty is None:
+            return {}
+        field = self.repetition_penalty_field
+        if field == "auto":
+            if self.connection_.official():
+                return {}  # OpenAI's API has no multiplicative penalty (use frequency_penalty)
+            return {"repeat_penalty": penalty, "repetition_penalty": penalty}
+        return {} if field == "none" else {field: penalty}
 
     def _load(self) -> None:
         self.connection_ = OpenAIConnection("openai", base_url=self.base_url, api_key_env=self.api_key_env,
@@ -387,12 +441,22 @@ class OpenAILLM(LLMBackend):
 
     def _generate_one(self, request: GenerationRequest, scopes: tuple[Any, ...]) -> Completion:
         start = time.perf_counter()
+        request = self.prepare_request(request)
         common: dict[str, Any] = {"model": self.model, "max_tokens": request.max_tokens,
                                   "temperature": request.temperature}
         if request.seed is not None:
             common["seed"] = request.seed
         if request.stop:
+            if len(request.stop) > 4 and self.connection_.official():
+                raise BackendError("openai", f"{len(request.stop)} stop sequences {list(request.stop)} for "
+                                             f"{self.connection_.base_label}, which accepts at most 4: shorten "
+                                             "the backend's `stop` list (or the stage's)")
             common["stop"] = list(request.stop)
+        if self.frequency_penalty is not None and request.json_schema is None:
+            common["frequency_penalty"] = self.frequency_penalty
+        extra_body = self._penalty_fields(request.repetition_penalty)
+        if extra_body:
+            common["extra_body"] = extra_body
         if request.messages is not None:
             response_format = self._response_format(request.json_schema)
             if response_format:

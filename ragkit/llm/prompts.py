@@ -27,7 +27,8 @@ from ragkit.errors import ConfigError
 from ragkit.llm.base import GenerationRequest
 
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
-_GENERATION_KEYS = {"max_tokens", "temperature", "seed", "stop", "json_schema", "response_model"}
+_GENERATION_KEYS = {"max_tokens", "temperature", "seed", "stop", "json_schema", "response_model",
+                    "repetition_penalty", "no_repeat_ngram_size"}
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,12 @@
 - ``generate``: chat template applied when the model has one; greedy or sampled (temperature, seed),
   stop strings, per-request ``max_tokens``; batched with left padding; JSON-schema requests are
   constrained token by token (``ragkit.llm.constrained``), so even a 135M model emits parseable JSON.
+- Generation defaults per model (:mod:`ragkit.llm.generation`; ``generation_defaults: model``):
+  free-text requests get the model's stop sequences (special tokens such as ``<|im_end|>`` end
+  generation as EOS), a repetition penalty on the tokens already generated (not on the prompt, so
+  quoting the context costs nothing; end-of-turn tokens are never penalised) and optionally a ban on
+  repeated generated n-grams. ``stop``, ``repetition_penalty``, ``no_repeat_ngram_size`` and
+  ``max_new_tokens`` override the model's values; ``generation_defaults: none`` turns them off.
 - ``token_logprobs``: segments tokenised separately (no special tokens) and concatenated; texts up to
   ``max_context + 1`` tokens are one forward pass, longer ones strided windows with fresh positions
   (``base.plan_windows``); windows from several documents run together in padded batches, and the
@@ -102,7 +108,11 @@ class TransformersLLM(TokenScoringMixin, LLMBackend):
         use_chat_template: bool = True,
         trust_remote_code: bool = False,
         attn_implementation: str | None = None,
-        repetition_penalty: Annotated[float, Field(ge=1.0)] = 1.0,
+        generation_defaults: Literal["model", "none"] = "model",
+        stop: list[str] | None = None,
+        repetition_penalty: Annotated[float, Field(ge=1.0)] | None = None,
+        no_repeat_ngram_size: Annotated[int, Field(ge=0)] | None = None,
+        max_new_tokens: Annotated[int, Field(gt=0)] | None = None,
         num_threads: Annotated[int, Field(gt=0)] | None = None,
         price_per_1k: dict[str, float] | None = None,
         show_progress: bool | None = None,
@@ -119,7 +129,11 @@ class TransformersLLM(TokenScoringMixin, LLMBackend):
         self.use_chat_template = use_chat_template
         self.trust_remote_code = trust_remote_code
         self.attn_implementation = attn_implementation
+        self.generation_defaults = generation_defaults
+        self.stop = stop
         self.repetition_penalty = repetition_penalty
+        self.no_repeat_ngram_size = no_repeat_ngram_size
+        self.max_new_tokens = max_new_tokens
         self.num_threads = num_threads
         self.price_per_1k = price_per_1k
         self.show_progress = show_progress
@@ -180,8 +194,25 @@ class TransformersLLM(TokenScoringMixin, LLMBackend):
             "window_stride": self.window_stride,
             "constrained_json": self.constrained_json,
             "use_chat_template": self.use_chat_template,
-            "repetition_penalty": self.repetition_penalty,
+            # generation settings travel in each request (``prepare_request``); this field keeps the
+            # keys of configs that leave the penalty unset what they were (token scoring ignores it)
+            "repetition_penalty": 1.0 if self.repetition_penalty is None else self.repetition_penalty,
+            **({"penalty_scope": "generated"} if self.repetition_penalty not in (None, 1.0) else {}),
         }
+
+    def default_generation(self) -> Any:
+        """The model's generation defaults with this config's overrides (see :mod:`ragkit.llm.generation`).
+
+        Example:
+            >>> TransformersLLM(repetition_penalty=1.1).default_generation().repetition_penalty
+            1.1
+        """
+        from ragkit.llm.generation import resolve_generation_defaults
+
+        return resolve_generation_defaults(self.model, mode=self.generation_defaults, stop=self.stop,
+                                           repetition_penalty=self.repetition_penalty,
+                                           no_repeat_ngram_size=self.no_repeat_ngram_size,
+                                           max_new_tokens=self.max_new_tokens)
 
     def _load(self) -> None:
         torch = require("torch", "transformers", "the transformers LLM backend")
@@ -536,6 +567,7 @@ class TransformersLLM(TokenScoringMixin, LLMBackend):
         self.warm_up()
         if not requests:
             return []
+        requests = [self.prepare_request(r) for r in requests]
         encoded = [self.render_prompt(r) for r in requests]
         groups: dict[tuple[float, int | None], list[int]] = {}
         for i, request in enumerate(requests):
@@ -572,7 +604,9 @@ class TransformersLLM(TokenScoringMixin, LLMBackend):
         prompt_length = ids.shape[1]
         max_new = [r.max_tokens for r in requests]
         tokenizer = self.tokenizer_
-        stops = [r.stop for r in requests]
+        # stop sequences that are special tokens (``<|im_end|>``) end a row as token ids; the rest as text
+        token_stops = [self._special_stop_ids(r.stop) for r in requests]
+        stops = [tuple(s for s in r.stop if s not in self._added_vocab()) for r in requests]
 
         class RowStopper(StoppingCriteria):
             """Per-row max_tokens and stop strings (a row that is done keeps padding until all are)."""
@@ -582,7 +616,7 @@ class TransformersLLM(TokenScoringMixin, LLMBackend):
                 n = generated.shape[1]
                 done = []
                 for b in range(input_ids.shape[0]):
-                    finished = n >= max_new[b]
+                    finished = n >= max_new[b] or (n > 0 and int(generated[b, -1]) in token_stops[b])
                     if not finished and stops[b]:
                         text = tokenizer.decode(generated[b, max(0, n - 32):], skip_special_tokens=True)
                         finished = any(s in text for s in stops[b])
@@ -595,13 +629,19 @@ class TransformersLLM(TokenScoringMixin, LLMBackend):
             from ragkit.llm.constrained import JsonSchemaLogitsProcessor
 
             processors.append(JsonSchemaLogitsProcessor(self._json_tokenizer_data(), schemas, prompt_length))
+        exempt = set(self.eos_ids_) | {self.pad_id_} | {t for row in token_stops for t in row}
+        penalties = [r.repetition_penalty or 1.0 for r in requests]
+        if any(p != 1.0 for p in penalties):
+            processors.insert(0, GeneratedRepetitionPenalty(penalties, prompt_length, exempt))
+        sizes = [r.no_repeat_ngram_size or 0 for r in requests]
+        if any(sizes):
+            processors.insert(0, GeneratedNoRepeatNGram(sizes, prompt_length, exempt))
         config = GenerationConfig(
             max_new_tokens=max(max_new),
             do_sample=temperature > 0,
             temperature=temperature if temperature > 0 else None,
             top_k=0 if temperature > 0 else None,
             top_p=1.0 if temperature > 0 else None,
-            repetition_penalty=self.repetition_penalty if self.repetition_penalty != 1.0 else None,
             pad_token_id=self.pad_id_,
             eos_token_id=self.eos_ids_,
         )
@@ -618,7 +658,7 @@ class TransformersLLM(TokenScoringMixin, LLMBackend):
             finish = "length"
             kept: list[int] = []
             for t in tokens[: request.max_tokens]:
-                if t in eos:
+                if t in eos or t in token_stops[b]:
                     finish = "stop"
                     break
                 kept.append(t)
@@ -633,8 +673,93 @@ class TransformersLLM(TokenScoringMixin, LLMBackend):
                                           finish_reason=finish))
         return completions
 
+    def _added_vocab(self) -> dict[str, int]:
+        if self.__dict__.get("added_vocab_") is None:
+            self.added_vocab_ = dict(self.tokenizer_.get_added_vocab())
+        return self.added_vocab_
+
+    def _special_stop_ids(self, stop: Sequence[str]) -> frozenset[int]:
+        """Ids of the stop sequences that are added/special tokens of the vocabulary (``<|im_end|>``)."""
+        vocab = self._added_vocab()
+        return frozenset(int(vocab[s]) for s in stop if s in vocab)
+
     def describe(self) -> Mapping[str, Any]:
         """Loaded model facts (device, dtype, context limit, vocabulary size)."""
         self.warm_up()
         return {"model": self.model, "device": self.device_, "dtype": self.dtype_, "context_limit": self.context_limit_,
                 "vocab_size": self.vocab_size_, "chat_template": self.has_chat_template_}
+
+
+class GeneratedRepetitionPenalty:
+    """Logits processor: CTRL-style penalty on the tokens each row has generated so far (prompt excluded).
+
+    A generated token's logit is divided by ``penalty`` when positive and multiplied when negative;
+    ``exempt`` ids (EOS, end-of-turn, padding) are never penalised, so ending stays as likely as before.
+    Unlike ``transformers``' own ``repetition_penalty``, tokens of the prompt are not penalised: an
+    answer may quote its context passages. One penalty per row (``1.0``: that row is left alone).
+
+    Example:
+        >>> import torch
+        >>> proc = GeneratedRepetitionPenalty([2.0], prompt_length=1, exempt={0})
+        >>> proc(torch.tensor([[5, 3, 0]]), torch.tensor([[1.0, 1.0, 1.0, 4.0, -1.0]])).tolist()
+        [[1.0, 1.0, 1.0, 2.0, -1.0]]
+    """
+
+    def __init__(self, penalties: Sequence[float], prompt_length: int, exempt: set[int]) -> None:
+        self.penalties = list(penalties)
+        self.prompt_length = prompt_length
+        self.exempt = exempt
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        import torch
+
+        generated = input_ids[:, self.prompt_length:]
+        if generated.shape[1] == 0:
+            return scores
+        scores = scores.clone()
+        for b, penalty in enumerate(self.penalties):
+            if penalty == 1.0:
+                continue
+            seen = [t for t in set(generated[b].tolist()) if t not in self.exempt and t < scores.shape[1]]
+            if not seen:
+                continue
+            index = torch.as_tensor(seen, device=scores.device)
+            values = scores[b, index]
+            scores[b, index] = torch.where(values > 0, values / penalty, values * penalty)
+        return scores
+
+
+class GeneratedNoRepeatNGram:
+    """Logits processor: a row may not generate an n-gram of tokens that it has already generated.
+
+    Only the generated tokens count (the prompt does not), and ``exempt`` ids (EOS, end-of-turn) are
+    never banned, so a row can always end. One size per row (``0``: that row is left alone).
+
+    Example:
+        >>> import torch
+        >>> proc = GeneratedNoRepeatNGram([2], prompt_length=0, exempt=set())
+        >>> proc(torch.tensor([[1, 2, 1]]), torch.zeros(1, 4)).tolist()
+        [[0.0, 0.0, -inf, 0.0]]
+    """
+
+    def __init__(self, sizes: Sequence[int], prompt_length: int, exempt: set[int]) -> None:
+        self.sizes = list(sizes)
+        self.prompt_length = prompt_length
+        self.exempt = exempt
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        generated = input_ids[:, self.prompt_length:]
+        scores_out = None
+        for b, n in enumerate(self.sizes):
+            tokens = generated[b].tolist()
+            if n < 1 or len(tokens) < n - 1:
+                continue
+            prefix = tokens[len(tokens) - (n - 1):] if n > 1 else []
+            banned = {tokens[i + n - 1] for i in range(len(tokens) - n + 1) if tokens[i: i + n - 1] == prefix}
+            banned -= self.exempt
+            banned = {t for t in banned if t < scores.shape[1]}
+            if banned:
+                if scores_out is None:
+                    scores_out = scores.clone()
+                scores_out[b, sorted(banned)] = float("-inf")
+        return scores if scores_out is None else scores_out

@@ -402,7 +402,9 @@ class LLMTreeBuilder(Component):
 
     def _request(self, text: str) -> Any:
         budget = self.max_new_tokens or min(4096, 2 * self.tokenizer_.count(text) + 256)
-        return HSP_PROMPT.request(text=text.strip(), max_tokens=budget, temperature=self.temperature)
+        # the parse re-writes the block's text: no repetition penalty (the model's answer defaults) here
+        return HSP_PROMPT.request(text=text.strip(), max_tokens=budget, temperature=self.temperature,
+                                  repetition_penalty=1.0, no_repeat_ngram_size=0)
 
     def build(self, doc: Document, chunks: Sequence[Chunk]) -> DocTree:
         """Parse ``doc`` block by block with the LLM and return its tree (leaves aligned to the document)."""

@@ -77,3 +77,34 @@ def test_custom_template_and_errors(tmp_path):
         parse_template("[system]\nhi", "x")
     with pytest.raises(ConfigError, match="cannot read"):
         StuffAggregator(llm=FakeLLM(), template=str(tmp_path / "missing.txt")).aggregate(Q, selected())
+
+
+# ----------------------------------------------------------------- loop guard and answer budget (issue 23.5)
+LOOP = "Rome is in Italy [2]. It is the capital. It is the capital. It is the capital. It is"
+
+
+def test_loop_guard_cuts_a_repeated_sentence_and_says_so_in_the_trace():
+    answer = StuffAggregator(llm=FakeLLM(mode="fixed", responses=[LOOP])).aggregate(Q, selected())
+    assert answer.text == "Rome is in Italy [2]. It is the capital."
+    guard = answer.trace["loop_guard"]
+    assert guard["cut"] and guard["repeated_sentence"] == "It is the capital."
+    assert guard["removed_chars"] == len(LOOP) - len(answer.text)
+    assert answer.trace["finish_reason"] == "stop"
+    off = StuffAggregator(llm=FakeLLM(mode="fixed", responses=[LOOP]), loop_guard=False).aggregate(Q, selected())
+    assert off.text == LOOP and "loop_guard" not in off.trace
+    clean = StuffAggregator(llm=FakeLLM(mode="fixed", responses=["Italy [2]."])).aggregate(Q, selected())
+    assert clean.text == "Italy [2]." and clean.trace["loop_guard"]["cut"] is False
+
+
+def test_answer_budget_comes_from_the_llms_defaults_unless_set():
+    from ragkit.llm.generation import GenerationDefaults
+
+    class Budgeted(FakeLLM):
+        def default_generation(self):
+            return GenerationDefaults(max_new_tokens=77)
+
+    llm = Budgeted(mode="echo")
+    assert StuffAggregator(llm=llm).build_request(Q, selected()).max_tokens == 77
+    assert StuffAggregator(llm=llm, max_new_tokens=12).build_request(Q, selected()).max_tokens == 12
+    assert StuffAggregator(llm=FakeLLM()).build_request(Q, selected()).max_tokens == 256
+    assert StuffAggregator(llm=llm).get_params()["max_new_tokens"] is None
