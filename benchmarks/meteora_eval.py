@@ -1,6 +1,6 @@
 """METEORA evaluation: context prioritisation, poisoning defences and cost (issue 17).
 
-Reads ``configs/eval/meteora.yaml``; builds each question's (possibly poisoned) gold document from the
+Reads ``benchmarks/meteora_eval.yaml``; builds each question's (possibly poisoned) gold document from the
 shared data and ``datasets/poisoned_evidence/instances.jsonl``; chunks it; then per question:
 
 - ``meteora`` (scope document: all chunks of the document), then ``verifier`` and
@@ -83,7 +83,7 @@ def pick(records: list[dict[str, Any]], corpora: list[str], n_poisoned: int, n_c
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--config", default=str(ROOT / "configs/eval/meteora.yaml"))
+    parser.add_argument("--config", default=str(ROOT / "benchmarks" / "meteora_eval.yaml"))
     parser.add_argument("--out", default=str(ROOT / "benchmarks/artifacts/meteora"))
     parser.add_argument("--data-root", default=None)
     parser.add_argument("--per-corpus", type=int, default=None, help="override subset: N poisoned + N clean")

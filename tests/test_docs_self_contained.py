@@ -3,7 +3,7 @@
 A clone has no ``../shared`` (nor ``/work/shared``), so a reference there is a dead end. Exemptions,
 kept narrow on purpose:
 
-- test set-up: ``conftest.py`` files (they may point ``$RAGKIT_DATA`` at a development copy);
+- test set-up: ``conftest.py`` files and ``tests/_shared_data.py`` (they may point ``$RAGKIT_DATA`` at a development copy);
 - CI scripts under ``.ci/``;
 - benchmarks' documented development commands that *set the data root*: the exact text
   ``RAGKIT_DATA=/work/shared/datasets`` in ``benchmarks/`` (measurements were taken on the
@@ -31,7 +31,7 @@ def _tracked_files() -> list[Path]:
 
 
 def _exempt(rel: str, line: str) -> bool:
-    if rel.endswith("conftest.py") or rel.startswith(".ci/") or rel == "tests/test_docs_self_contained.py":
+    if rel.endswith("conftest.py") or rel == "tests/_shared_data.py" or rel.startswith(".ci/") or rel == "tests/test_docs_self_contained.py":
         return True
     return rel.startswith("benchmarks/") and not OUTSIDE.search(line.replace(DEV_COMMAND, ""))
 

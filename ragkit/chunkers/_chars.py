@@ -25,7 +25,6 @@ import unicodedata
 import warnings
 from collections.abc import Sequence
 
-from ragkit.chunkers.base import trim_span
 from ragkit.errors import DocumentError, RagkitWarning
 from ragkit.text.tokenizers import Tokenizer
 from ragkit.types import Chunk, Document
@@ -33,6 +32,15 @@ from ragkit.types import Chunk, Document
 
 class UnrepresentableTextWarning(RagkitWarning):
     """The tokenizer maps part of a document to ``[UNK]`` (its meaning is lost to the embedder)."""
+
+
+def trim_span(text: str, start: int, end: int) -> tuple[int, int]:
+    """Shrink ``[start, end)`` to exclude leading and trailing whitespace."""
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    return start, end
 
 
 def _glued(text: str, position: int) -> bool:

@@ -27,7 +27,8 @@ from typing import Annotated, Any
 import numpy as np
 from pydantic import Field
 
-from ragkit.chunkers.base import Chunker, trim_span
+from ragkit.chunkers._chars import trim_span
+from ragkit.chunkers.base import Chunker
 from ragkit.errors import ConfigError, DocumentError
 from ragkit.stage import collaborator_params, validate_params
 from ragkit.text.sentences import SentenceSplitter, split_sentences

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from typing import Any, ClassVar
 
+from ragkit.chunkers._chars import bound_chars, warn_unknown
 from ragkit.stage import Component
 from ragkit.types import Chunk, Document
 
@@ -51,15 +52,6 @@ def spans_to_chunks(doc: Document, spans: Sequence[tuple[int, int]], counts: Seq
         if end > start and doc.text[start:end].strip():
             chunks.append(Chunk.from_span(doc, start, end, token_count=count))
     return chunks
-
-
-def trim_span(text: str, start: int, end: int) -> tuple[int, int]:
-    """Shrink ``[start, end)`` to exclude leading and trailing whitespace."""
-    while start < end and text[start].isspace():
-        start += 1
-    while end > start and text[end - 1].isspace():
-        end -= 1
-    return start, end
 
 
 def position_index(sorted_positions: Sequence[int], position: int) -> int:
@@ -150,7 +142,6 @@ class Chunker(Component):
         cap = self._char_cap()
         for i, chunks in zip(todo, results):
             if cap is not None:
-                from ragkit.chunkers._chars import bound_chars, warn_unknown
 
                 warn_unknown(docs[i], cap[1], self)
                 chunks = bound_chars(docs[i], chunks, max_tokens=cap[0], tokenizer=cap[1])

@@ -35,7 +35,8 @@ from pydantic import Field
 
 from ragkit._lazy import require
 from ragkit.backends import resolve_backend
-from ragkit.chunkers.base import Chunker, trim_span
+from ragkit.chunkers._chars import trim_span
+from ragkit.chunkers.base import Chunker
 from ragkit.errors import DocumentError
 from ragkit.stage import EmbedderRef
 from ragkit.types import Chunk, Document
