@@ -48,6 +48,8 @@ from ragkit.paths import indexes_dir
 from ragkit.progress import progress
 from ragkit.stage import Component, call_stage, collaborator_params, nested_stage_params, source_fingerprint
 from ragkit.store.store import MEMORY, IndexStore
+from ragkit.text.token_ids import TokenIds
+from ragkit.text.token_ids import using as using_token_ids
 from ragkit.types import Chunk, DocTree, Document, Usage, sha256_hex
 from ragkit.usage import UsageBook
 
@@ -78,6 +80,8 @@ class IndexReport:
     cleaned: list[str] = field(default_factory=list)
     #: Chunks whose enrichment failed (``metadata["enrichment_failed"]``); never cached, retried by the next run.
     chunks_without_metadata: int = 0
+    #: Texts the embedder took the chunker's token ids for instead of tokenising them (:mod:`ragkit.text.token_ids`).
+    token_ids_used: int = 0
 
 
 # --------------------------------------------------------------------------- config hashing
@@ -267,13 +271,20 @@ class ChunkBatch:
     Engines that run the chunker elsewhere (other processes, other machines) call :meth:`chunk` there
     with :attr:`chunker` and :meth:`finish` here: the enrichers and their backends stay in this process.
     :attr:`portable` says whether the chunker may run elsewhere (it uses no model backend).
+    :attr:`token_ids` collects the token ids the chunker hands over for the embedder
+    (:mod:`ragkit.text.token_ids`); an engine that chunks elsewhere may merge them in or leave it empty
+    (the embedder then tokenises).
     """
 
     stages: IndexStages
     usage: UsageBook
+    token_ids: TokenIds | None = None
 
     def __call__(self, docs: list[Document]) -> list[list[Chunk]]:
-        return self.stages.chunk_batch(docs, self.usage)
+        if self.token_ids is None:
+            return self.stages.chunk_batch(docs, self.usage)
+        with using_token_ids(self.token_ids):
+            return self.stages.chunk_batch(docs, self.usage)
 
     @property
     def chunker(self) -> Any:
@@ -298,10 +309,12 @@ def _chunk_worker_init(chunker: Any, chunker_type: str) -> None:
     _WORKER_CHUNKER[:] = [chunker, chunker_type]
 
 
-def _chunk_worker(docs: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
-    # records travel as plain dicts (their frozen metadata mappings do not pickle)
-    results = chunk_with(_WORKER_CHUNKER[0], _WORKER_CHUNKER[1], [Document.from_dict(d) for d in docs])
-    return [[c.to_dict() for c in chunks] for chunks in results]
+def _chunk_worker(docs: list[dict[str, Any]]) -> tuple[list[list[dict[str, Any]]], dict[str, Any]]:
+    # records travel as plain dicts (their frozen metadata mappings do not pickle), token ids beside them
+    table = TokenIds()
+    with using_token_ids(table):
+        results = chunk_with(_WORKER_CHUNKER[0], _WORKER_CHUNKER[1], [Document.from_dict(d) for d in docs])
+    return [[c.to_dict() for c in chunks] for chunks in results], table.export()
 
 
 def available_cores() -> int:
@@ -402,9 +415,13 @@ class LocalEngine(Component):
         with ProcessPoolExecutor(max_workers=min(workers, len(batches)), mp_context=context,
                                  initializer=_chunk_worker_init, initargs=(chunker, chunk_batch.chunker_type)) as pool:
             results_in_order = pool.map(_chunk_worker, [[d.to_dict() for d in b] for b in batches])
+            ids = getattr(chunk_batch, "token_ids", None)
             for batch in batches:
                 with chunk_batch.usage.timed("index.chunker"):  # the wait for this batch's chunks
-                    results = [[Chunk.from_dict(c) for c in chunks] for chunks in next(results_in_order)]
+                    records, exported = next(results_in_order)
+                    results = [[Chunk.from_dict(c) for c in chunks] for chunks in records]
+                    if ids is not None:
+                        ids.merge(exported)
                 yield batch, chunk_batch.finish(batch, results)
 
     def build_index(self, retriever: Any, chunks: list[Chunk]) -> None:
@@ -551,6 +568,8 @@ def run_index_phase(stages: IndexStages, docs: Sequence[Document], plan: IndexPl
         todo = [d for d in todo if prints[d.id] not in done]
 
     report.documents_processed = len(todo)
+    # the chunker's token ids, handed to the embedder below (never persisted, never part of a chunk)
+    ids = TokenIds()
     if todo:
         unsaved: list[tuple[str, list[Chunk]]] = []
 
@@ -568,7 +587,7 @@ def run_index_phase(stages: IndexStages, docs: Sequence[Document], plan: IndexPl
         last_save = time.monotonic()
         try:
             with progress(len(todo), "chunking", "doc") as bar:
-                for batch, results in engine.chunk_documents(todo, ChunkBatch(stages, run_usage)):
+                for batch, results in engine.chunk_documents(todo, ChunkBatch(stages, run_usage, ids)):
                     records = [(prints[d.id], chunks) for d, chunks in zip(batch, results)]
                     for fp, chunks in records:
                         done[fp] = chunks
@@ -592,8 +611,9 @@ def run_index_phase(stages: IndexStages, docs: Sequence[Document], plan: IndexPl
         report.trees = len(trees)
 
     all_chunks = [c for d in docs for c in done[prints[d.id]]]
-    with run_usage.timed("index.retriever"):
+    with run_usage.timed("index.retriever"), using_token_ids(ids):
         call_stage("index.retriever", stages.retriever_type, lambda: engine.build_index(retriever, all_chunks))
+    report.token_ids_used = ids.served
     if store is not None:
         documents = [{"id": d.id, "fingerprint": prints[d.id], "chunks": len(done[prints[d.id]]),
                       "source_id": d.metadata.get("source_id"), "source": d.metadata.get("source"),

@@ -31,6 +31,7 @@ from ragkit.chunkers._chars import trim_span
 from ragkit.chunkers.base import Chunker
 from ragkit.errors import ConfigError, DocumentError
 from ragkit.stage import collaborator_params, validate_params
+from ragkit.text import token_ids
 from ragkit.text.sentences import SentenceSplitter, split_sentences
 from ragkit.text.tokenizers import Tokenizer, TokenizerName, get_tokenizer
 from ragkit.types import Chunk, Document
@@ -287,7 +288,30 @@ def finalize(doc: Document, view: TokenView, spans: Sequence[Span], max_tokens: 
         else:
             for a, b, n in _repair(view, s, e, max_tokens):
                 chunks.append(Chunk.from_span(doc, a, b, token_count=n))
+    if token_ids.active() is not None:
+        _hand_over_ids(view, arr, exact, chunks)
     return chunks
+
+
+def _hand_over_ids(view: TokenView, spans: np.ndarray, exact: np.ndarray, chunks: list[Chunk]) -> None:
+    """Give the embedder the ids of every chunk cut at clean positions (its ids are a slice of the document's).
+
+    Between two clean cuts a WordPiece encoding of the substring equals the document's tokens in that
+    range (:class:`~ragkit.text.tokenizers.TokenSpans`); chunks with an unclean end are left to the
+    embedder to tokenise.
+    """
+    ids = view.spans.ids
+    fingerprint = view.tokenizer.fingerprint
+    if ids is None or not fingerprint:
+        return
+    clean = {(int(a), int(b)) for (a, b), ok in zip(spans.tolist(), exact.tolist()) if ok}
+    if not clean:
+        return
+    bounds = np.asarray([(c.start, c.end) for c in chunks], dtype=np.int64)
+    first, last = view.index(bounds[:, 0]), view.index(bounds[:, 1])
+    for chunk, i, j in zip(chunks, first.tolist(), last.tolist()):
+        if (chunk.start, chunk.end) in clean and j - i == chunk.token_count:
+            token_ids.record(fingerprint, chunk.text, ids[i:j])
 
 
 def _repair(view: TokenView, start: int, end: int, max_tokens: int) -> list[tuple[int, int, int]]:

@@ -7,6 +7,7 @@ from typing import Annotated
 from pydantic import Field
 
 from ragkit.chunkers._split import TokenizedChunker, check_params, finalize
+from ragkit.text import token_ids
 from ragkit.text.tokenizers import TokenizerName
 from ragkit.types import Chunk, Document
 
@@ -47,6 +48,7 @@ class TokenChunker(TokenizedChunker):
         tokenizer = self._tok
         text = doc.text
         chunks: list[Chunk] = []
+        ids = view.spans.ids if token_ids.active() is not None else None  # handed to the embedder (index phase)
         i = 0
         while i < n:
             j = min(i + self.max_tokens, n)
@@ -54,7 +56,8 @@ class TokenChunker(TokenizedChunker):
                 j -= 1
             while True:
                 s, e = int(starts[i]), int(ends[j - 1])
-                if view.spans.clean_at(s) and view.spans.clean_at(e):
+                clean = view.spans.clean_at(s) and view.spans.clean_at(e)
+                if clean:
                     count = j - i
                 else:
                     count = tokenizer.count(text[s:e])
@@ -67,6 +70,8 @@ class TokenChunker(TokenizedChunker):
                 chunks.extend(finalize(doc, view, [(s, e)], self.max_tokens))  # raises with a clear message
             else:
                 chunks.append(Chunk.from_span(doc, s, e, token_count=count))
+                if clean and ids is not None:
+                    token_ids.record(tokenizer.fingerprint, chunks[-1].text, ids[i:j])
             if j >= n:
                 break
             nxt = max(j - self.overlap_tokens, i + 1)

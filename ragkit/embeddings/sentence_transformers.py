@@ -8,6 +8,11 @@
   order, L2-normalised (``normalize``), float32.
 - Inputs longer than the model's ``max_seq_length`` (256 word pieces for MiniLM, special tokens
   included) are truncated by the model: a :class:`TruncationWarning` says how many and by how much.
+- Inside the index phase the chunker's token ids travel with the texts (:mod:`ragkit.text.token_ids`):
+  when the chunker counted with this model's tokenizer (same fingerprint: normaliser, pre-tokeniser,
+  vocabulary, added tokens; the default ``minilm`` on both sides) those texts are not tokenised
+  again; the model's own special tokens and window are applied here. Any other tokenizer, or a
+  text without ids (read from a cache or store, cut at an unclean position), is tokenised as usual.
 - Usage (``embedding_calls``, ``embedded_texts``) is recorded when the model runs. Caching is not
   this class's job: a pipeline wraps every embedder in
   :class:`~ragkit.embeddings.cached.CachedEmbedder` (``cache=False`` opts this one out).
@@ -32,6 +37,7 @@ from ragkit.embeddings._fast_path import embed_texts, plan_for
 from ragkit.embeddings.base import Embedder
 from ragkit.embeddings.cached import embedding_namespace, text_key  # noqa: F401  (text_key: public name)
 from ragkit.errors import BackendError, ConfigError, DocumentError, RagkitWarning
+from ragkit.text import token_ids
 from ragkit.usage import record_usage
 
 #: Hub name of the model behind the ``minilm`` alias; these names all load the packaged copy.
@@ -40,6 +46,8 @@ MINILM_NAMES = ("minilm", MINILM_HUB_NAME, "all-MiniLM-L6-v2")
 _DEVICES = ("auto", "cpu", "cuda", "mps")
 #: Texts per batch on a GPU (at least; ``batch_size`` when larger): big batches keep the device busy.
 GPU_ROWS = 2048
+#: On a GPU every batch is padded to a multiple of this many tokens (few distinct shapes).
+PAD_TO = 16
 #: Tokenizer processes feeding a GPU; 0 tokenises in a thread (measured faster on the H200: a process pool
 #: per call costs more than it saves, see benchmarks/RESULTS.md ``## embeddings``).
 TOKENIZER_WORKERS = 0
@@ -237,7 +245,8 @@ class SentenceTransformerEmbedder(Embedder):
         """Run the model on ``texts`` and return rows in input order (see :mod:`ragkit.embeddings._fast_path`).
 
         On a GPU batches hold ``max(batch_size, 2048)`` texts padded to a multiple of 16 tokens; on CPU
-        ``batch_size`` texts padded to the longest in the batch.
+        ``batch_size`` texts padded to the longest in the batch. Texts whose ids the chunker handed
+        over (:mod:`ragkit.text.token_ids`, inside the index phase) are not tokenised again.
         """
         self.warm_up()
         plan = self.__dict__.get("plan_")
@@ -246,13 +255,31 @@ class SentenceTransformerEmbedder(Embedder):
         device = self.resolved_device()
         on_gpu = device.startswith("cuda")
         rows = max(self.batch_size, GPU_ROWS) if on_gpu else self.batch_size
-        lengths: list[int] = []
+        lengths: list[np.ndarray] = []
+        known = self._known_ids(plan, texts)
         with self._progress(len(texts), rows) as bar:
-            vectors = embed_texts(plan, texts, device=device, rows=rows, pad_to=16 if on_gpu else 1,
+            vectors = embed_texts(plan, texts, device=device, rows=rows, pad_to=PAD_TO if on_gpu else 1,
                                   normalize=self.normalize, workers=TOKENIZER_WORKERS if on_gpu else 0,
-                                  on_lengths=lengths.extend, on_batch=bar.update)
-        self._warn_truncated(lengths, len(texts))
+                                  known=known, on_lengths=lengths.append, on_batch=bar.update)
+        self._warn_truncated(np.concatenate(lengths).tolist() if lengths else [], len(texts))
         return vectors
+
+    @staticmethod
+    def _known_ids(plan: Any, texts: Sequence[str]) -> list[Any] | None:
+        """The chunker's ids for ``texts`` from the active :mod:`ragkit.text.token_ids` table, or ``None``.
+
+        Used only when the chunker's tokenizer is this model's (same fingerprint) and the model's special
+        tokens are a fixed wrap; prefixed texts only when the tokenizer joins at whitespace.
+        """
+        table = token_ids.active()
+        if table is None or plan.head is None or not plan.fingerprint:
+            return None
+        known = [table.lookup(plan.fingerprint, t, joinable=plan.joinable) for t in texts]
+        served = sum(entry is not None for entry in known)
+        if not served:
+            return None
+        table.served += served
+        return known
 
     def _encode_with_library(self, texts: list[str]) -> np.ndarray:
         """``SentenceTransformer.encode`` on length-sorted batches (models the fast path does not know)."""

@@ -73,6 +73,7 @@ from ragkit.retrievers.metadata_prefix import (  # noqa: F401  (re-exported)
     stop_words,
 )
 from ragkit.retrievers.views import EmbeddingView, l2_normalise
+from ragkit.text import token_ids
 from ragkit.types import Chunk, Query
 
 
@@ -154,10 +155,16 @@ class PrefixFusionView(EmbeddingView):
         self.vocabulary_ = QueryVocabulary.from_metadata(records)
 
     def chunk_texts(self, chunks: Sequence[Chunk]) -> list[str]:
+        # inside the index phase, each prefixed text is declared as prefix + " " + chunk text, so an
+        # embedder holding the chunker's ids for the chunk text tokenises only the prefix
+        ids = token_ids.active()
         out = []
         for chunk in chunks:
             prefix = self.prefix(chunk)
-            out.append(f"{prefix} {chunk.text}" if prefix else chunk.text)
+            text = f"{prefix} {chunk.text}" if prefix else chunk.text
+            if prefix and ids is not None:
+                ids.add_joined(text, prefix, chunk.text)
+            out.append(text)
         return out
 
     def query_metadata(self, query: Query) -> Mapping[str, Any]:

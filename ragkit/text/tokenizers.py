@@ -123,6 +123,9 @@ class TokenSpans:
     before token ``i`` (anywhere between ``ends[i-1]`` and ``starts[i]``) splits the text into two
     parts whose token counts are exactly the tokens on each side. ``exact`` is False for tokenizers
     where no cut is guaranteed exact (BPE); then every count from these spans is an estimate.
+    ``ids`` (int32, WordPiece only, else ``None``) are the token ids; between two clean cuts they are
+    exactly the ids of that substring encoded alone (what chunkers hand to the embedder, see
+    :mod:`ragkit.text.token_ids`).
 
     Example:
         >>> spans = get_tokenizer("minilm").spans("Hello tokenization!")
@@ -134,6 +137,7 @@ class TokenSpans:
     ends: np.ndarray
     cut_ok: np.ndarray
     exact: bool
+    ids: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.starts.shape[0])
@@ -171,9 +175,10 @@ class TokenSpans:
         return after_ok & before_ok
 
 
-def _empty_spans(exact: bool) -> TokenSpans:
+def _empty_spans(exact: bool, with_ids: bool = False) -> TokenSpans:
     empty = np.zeros(0, dtype=np.int64)
-    return TokenSpans(empty, empty.copy(), np.zeros(0, dtype=bool), exact)
+    return TokenSpans(empty, empty.copy(), np.zeros(0, dtype=bool), exact,
+                      np.zeros(0, dtype=np.int32) if with_ids else None)
 
 
 class Tokenizer:
@@ -206,6 +211,11 @@ class Tokenizer:
     def encode(self, text: str) -> list[int]:
         """Token ids of ``text`` without special tokens."""
         raise NotImplementedError
+
+    @property
+    def fingerprint(self) -> str | None:
+        """Identity of the ids this tokenizer produces (``None``: its ids are never handed to an embedder)."""
+        return None
 
     def count(self, text: str) -> int:
         """``len(self.encode(text))``."""
@@ -265,6 +275,7 @@ class WordPieceTokenizer(Tokenizer):
         self._chunk_info: dict[str, int] = {}
         self._pool_offsets = np.zeros((0, 2), dtype=np.int64)
         self._pool_word_start = np.zeros(0, dtype=bool)
+        self._pool_ids = np.zeros(0, dtype=np.int32)
         self._lock = threading.Lock()
         self._alphabet_instance: _FastAlphabet | None = None
         model = spec.get("model") or {}
@@ -277,6 +288,17 @@ class WordPieceTokenizer(Tokenizer):
             self._chunk_info = {}
             self._pool_offsets = np.zeros((0, 2), dtype=np.int64)
             self._pool_word_start = np.zeros(0, dtype=bool)
+            self._pool_ids = np.zeros(0, dtype=np.int32)
+
+    @property
+    def fingerprint(self) -> str:
+        """Hash of what decides the ids (normaliser, pre-tokeniser, model with its vocabulary, added tokens)."""
+        cached = self.__dict__.get("_fingerprint")
+        if cached is None:
+            from ragkit.text.token_ids import tokenizer_fingerprint
+
+            cached = self.__dict__["_fingerprint"] = tokenizer_fingerprint(self._tok)
+        return cached
 
     def _alphabet(self) -> _FastAlphabet:
         if self._alphabet_instance is None:
@@ -318,7 +340,7 @@ class WordPieceTokenizer(Tokenizer):
         fast_text = self._alphabet().fast_text.fullmatch
         for i, text in enumerate(texts):
             if self.word_independent and fast_text(text):
-                packed, _pool_offsets, _pool_ws = self._chunk_entries(text.split())
+                packed = self._chunk_entries(text.split())[0]
                 out[i] = int((packed & _LOW32).sum())
             else:
                 slow.append(i)
@@ -329,13 +351,13 @@ class WordPieceTokenizer(Tokenizer):
         return out
 
     # --------------------------------------------------------------- chunk cache
-    def _chunk_entries(self, chunks: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Packed ``base << 32 | n`` per chunk, plus the pool arrays the bases index into."""
+    def _chunk_entries(self, chunks: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Packed ``base << 32 | n`` per chunk, plus the pool arrays the bases index into (offsets, word starts, ids)."""
         with self._lock:
             info = self._chunk_info
             try:
                 packed = np.fromiter(map(info.__getitem__, chunks), dtype=np.int64, count=len(chunks))
-                return packed, self._pool_offsets, self._pool_word_start
+                return packed, self._pool_offsets, self._pool_word_start, self._pool_ids
             except KeyError:
                 pass
             missing = list(set(chunks).difference(info))
@@ -343,31 +365,34 @@ class WordPieceTokenizer(Tokenizer):
                 info = self._chunk_info = {}
                 self._pool_offsets = np.zeros((0, 2), dtype=np.int64)
                 self._pool_word_start = np.zeros(0, dtype=bool)
+                self._pool_ids = np.zeros(0, dtype=np.int32)
                 missing = list(set(chunks))
-            counts, offsets, word_start = self._encode_chunks(missing)
+            counts, offsets, word_start, ids = self._encode_chunks(missing)
             bases = (np.cumsum(counts) - counts + len(self._pool_word_start)).tolist()
             for chunk, base, n in zip(missing, bases, counts.tolist()):
                 info[chunk] = (base << 32) | n
             self._pool_offsets = np.concatenate((self._pool_offsets, offsets))
             self._pool_word_start = np.concatenate((self._pool_word_start, word_start))
+            self._pool_ids = np.concatenate((self._pool_ids, ids))
             found = list(map(info.__getitem__, chunks))
             packed = np.fromiter(found, dtype=np.int64, count=len(found))
-            return packed, self._pool_offsets, self._pool_word_start
+            return packed, self._pool_offsets, self._pool_word_start, self._pool_ids
 
-    def _encode_chunks(self, chunks: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Token counts, relative offsets and word-start flags of whitespace-free ``chunks``.
+    def _encode_chunks(self, chunks: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Token counts, relative offsets, word-start flags and ids of whitespace-free ``chunks``.
 
         The chunks are joined with spaces and encoded in a few long strings (one call per core);
         whitespace separates BERT pre-tokens, so this equals encoding each chunk alone, minus the
         per-call overhead.
         """
         if not chunks:
-            return np.zeros(0, dtype=np.int64), np.zeros((0, 2), dtype=np.int64), np.zeros(0, dtype=bool)
+            return (np.zeros(0, dtype=np.int64), np.zeros((0, 2), dtype=np.int64), np.zeros(0, dtype=bool),
+                    np.zeros(0, dtype=np.int32))
         n_parts = 1 if len(chunks) < 2_000 else 4
         size = -(-len(chunks) // n_parts)
         groups = [chunks[i:i + size] for i in range(0, len(chunks), size)]
         encodings = self._tok.encode_batch([" ".join(g) for g in groups], add_special_tokens=False)
-        counts_l, offsets_l, ws_l = [], [], []
+        counts_l, offsets_l, ws_l, ids_l = [], [], [], []
         for group, enc in zip(groups, encodings):
             lengths = np.fromiter(map(len, group), dtype=np.int64, count=len(group))
             starts = np.cumsum(lengths + 1) - lengths - 1
@@ -379,12 +404,13 @@ class WordPieceTokenizer(Tokenizer):
             ws = np.ones(len(word_ids), dtype=bool)
             ws[1:] = word_ids[1:] != word_ids[:-1]
             ws_l.append(ws)
-        return np.concatenate(counts_l), np.concatenate(offsets_l), np.concatenate(ws_l)
+            ids_l.append(np.asarray(enc.ids, dtype=np.int32))
+        return np.concatenate(counts_l), np.concatenate(offsets_l), np.concatenate(ws_l), np.concatenate(ids_l)
 
     # --------------------------------------------------------------- spans
     def spans(self, text: str) -> TokenSpans:
         if not text:
-            return _empty_spans(self.word_independent)
+            return _empty_spans(self.word_independent, with_ids=True)
         if not self.word_independent:
             return self._slow_spans(text, [(0, len(text))])
         _codes, classes = self._alphabet().classes(text)
@@ -395,24 +421,25 @@ class WordPieceTokenizer(Tokenizer):
             parts.append(fast)
         if regions:
             slow = self._slow_spans(text, regions)
-            parts.append((slow.starts, slow.ends, slow.cut_ok))
+            parts.append((slow.starts, slow.ends, slow.cut_ok, slow.ids))
         if not parts:
-            return _empty_spans(True)
+            return _empty_spans(True, with_ids=True)
         starts = np.concatenate([p[0] for p in parts])
         ends = np.concatenate([p[1] for p in parts])
         word_start = np.concatenate([p[2] for p in parts])
+        ids = np.concatenate([p[3] for p in parts])
         if len(parts) > 1:
             order = np.argsort(starts, kind="stable")
-            starts, ends, word_start = starts[order], ends[order], word_start[order]
+            starts, ends, word_start, ids = starts[order], ends[order], word_start[order], ids[order]
         cut_ok = word_start.copy()
         if len(starts) > 1:
             cut_ok[1:] &= starts[1:] >= ends[:-1]
-        return TokenSpans(starts, ends, cut_ok, True)
+        return TokenSpans(starts, ends, cut_ok, True, ids)
 
     def _fast_spans(
         self, text: str, classes: np.ndarray, regions: list[tuple[int, int]]
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-        """Token spans of ``text`` outside the complex ``regions`` (chunk-cache path)."""
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+        """Token spans, word-start flags and ids of ``text`` outside the complex ``regions`` (chunk-cache path)."""
         solid = classes != _SPACE
         if regions:
             marks = np.zeros(len(classes) + 1, dtype=np.int32)
@@ -431,13 +458,13 @@ class WordPieceTokenizer(Tokenizer):
             nxt[:-1] = solid[1:]
             c_ends = np.flatnonzero(solid & ~nxt) + 1
             chunks = [text[a:b] for a, b in zip(c_starts.tolist(), c_ends.tolist())]
-        packed, pool_offsets, pool_word_start = self._chunk_entries(chunks)
+        packed, pool_offsets, pool_word_start, pool_ids = self._chunk_entries(chunks)
         lengths = packed & _LOW32
         pool_index = np.repeat(packed >> 32, lengths) + _ranges(lengths)
         base = np.repeat(c_starts, lengths)
         starts = base + pool_offsets[pool_index, 0]
         ends = base + pool_offsets[pool_index, 1]
-        return starts, ends, pool_word_start[pool_index]
+        return starts, ends, pool_word_start[pool_index], pool_ids[pool_index]
 
     @staticmethod
     def _fast_chunks(text: str, regions: list[tuple[int, int]]) -> list[str]:
@@ -457,7 +484,7 @@ class WordPieceTokenizer(Tokenizer):
     def _slow_spans(self, text: str, regions: list[tuple[int, int]]) -> TokenSpans:
         """Token spans of ``regions`` of ``text`` from the real tokenizer (word ids mark exact cuts)."""
         encodings = self._tok.encode_batch([text[a:b] for a, b in regions], add_special_tokens=False)
-        starts_l, ends_l, ws_l = [], [], []
+        starts_l, ends_l, ws_l, ids_l = [], [], [], []
         for (a, _b), enc in zip(regions, encodings):
             if len(enc) == 0:
                 continue
@@ -470,15 +497,16 @@ class WordPieceTokenizer(Tokenizer):
             starts_l.append(offs[:, 0] + a)
             ends_l.append(offs[:, 1] + a)
             ws_l.append(ws)
+            ids_l.append(np.asarray(enc.ids, dtype=np.int32))
         if not starts_l:
-            return _empty_spans(self.word_independent)
+            return _empty_spans(self.word_independent, with_ids=True)
         starts = np.concatenate(starts_l)
         ends = np.concatenate(ends_l)
         ws = np.concatenate(ws_l)
         cut_ok = ws.copy()
         if len(starts) > 1:
             cut_ok[1:] &= starts[1:] >= ends[:-1]
-        return TokenSpans(starts, ends, cut_ok, self.word_independent)
+        return TokenSpans(starts, ends, cut_ok, self.word_independent, np.concatenate(ids_l))
 
 
 def _ranges(lengths: np.ndarray) -> np.ndarray:
