@@ -187,6 +187,7 @@ class StuffAggregator(Aggregator):
                       completion_tokens=completion.completion_tokens)
         text = completion.text.strip()
         trace["finish_reason"] = completion.finish_reason
+        trace["completion_tokens"] = completion.completion_tokens  # kept when the answer comes from the cache
         if self.loop_guard:
             cut = cut_at_repeat(text)
             trace["loop_guard"] = cut.to_trace()
