@@ -142,7 +142,6 @@ class Chunker(Component):
         cap = self._char_cap()
         for i, chunks in zip(todo, results):
             if cap is not None:
-
                 warn_unknown(docs[i], cap[1], self)
                 chunks = bound_chars(docs[i], chunks, max_tokens=cap[0], tokenizer=cap[1])
             out[i] = add_heading_paths(docs[i], chunks)

@@ -152,6 +152,10 @@ class _PeerChunker(Chunker):
         self._tok = get_tokenizer(self.tokenizer)
         self._peer = self._make_peer()
 
+    def _char_cap(self) -> tuple[int, Any] | None:
+        # enforce_cap=False measures the peer as published: no cap of any kind, the character bound included
+        return super()._char_cap() if self.enforce_cap else None
+
     def _make_peer(self) -> Any:  # pragma: no cover - abstract
         raise NotImplementedError
 
