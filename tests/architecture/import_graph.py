@@ -25,9 +25,26 @@ def _resolve(target: str, known: dict[str, Path]) -> str | None:
     return target or None
 
 
+#: Parsed graphs keyed by ``(type_checking, every module's path, size and mtime)``: the layering tests ask
+#: for the same graph a dozen times per run and parsing the whole package takes seconds on a busy machine.
+_GRAPHS: dict[tuple, dict[str, set[str]]] = {}
+
+
 def import_graph(type_checking: bool = False) -> dict[str, set[str]]:
-    """``{module: {ragkit modules it imports}}``; imports under ``if TYPE_CHECKING:`` are left out."""
+    """``{module: {ragkit modules it imports}}``; imports under ``if TYPE_CHECKING:`` are left out.
+
+    Parsed once per state of the package's files (a changed, added or removed module re-parses); each call
+    returns a fresh copy, so a caller may change what it gets.
+    """
     known = modules()
+    key = (type_checking, tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in known.values()))
+    if key not in _GRAPHS:
+        _GRAPHS.clear()
+        _GRAPHS[key] = _parse_graph(known, type_checking)
+    return {name: set(targets) for name, targets in _GRAPHS[key].items()}
+
+
+def _parse_graph(known: dict[str, Path], type_checking: bool) -> dict[str, set[str]]:
     graph: dict[str, set[str]] = {name: set() for name in known}
     for name, path in known.items():
         tree = ast.parse(path.read_text(encoding="utf-8"))
