@@ -1,17 +1,25 @@
 """Embedding throughput through ragkit against the raw model forward, in one process (CPU or CUDA).
 
 Texts are 40-word windows (stride ``--stride`` words) cut from the given text files (the Chroma corpora),
-so lengths are real (~58 MiniLM tokens). Four timings, each over the same texts:
+so lengths are real (~58 MiniLM tokens). Timings, each over the same texts:
 
 - ``raw``: the reference: the model's forward (fp16 on CUDA), mean pooling and normalisation on
   length-sorted batches of ``--rows`` texts **already tokenised and already on the device**;
 - ``ragkit_strings``: ``SentenceTransformerEmbedder.embed_documents(texts)`` (tokenise once, buckets,
   device pooling: :mod:`ragkit.embeddings._fast_path`);
-- ``ragkit_ids``: the same path from token ids (what a chunker that already tokenised would hand over);
+- ``ragkit_chunker_ids``: the same call inside the index phase's token-id channel
+  (:mod:`ragkit.text.token_ids`): each window went through ragkit's ``recursive`` chunker (one chunk
+  per window, outside the timing), which handed its ids over; the embedder looks every text up,
+  adds ``[CLS]``/``[SEP]`` and embeds without tokenising — what ``Pipeline.index`` does;
+- ``ragkit_ids``: :func:`~ragkit.embeddings._fast_path.embed_ids` on ready model-input rows (the
+  lower-level entry point, kept for comparison with earlier runs);
 - ``library``: the previous implementation (``SentenceTransformer.encode`` on length-sorted batches of
   ``--library-batch``, texts tokenised twice), for the before/after ratio.
 
-Each ragkit figure is printed as a ratio to ``raw``; vectors are compared with the library's (min cosine).
+Each ragkit figure is printed as a ratio to ``raw``; vectors are compared with the library's (min cosine)
+and the chunker-ids vectors with the from-strings ones. ``--sweep`` also times the two ragkit paths
+with other settings (tokenizer threads ahead of the device, rows per GPU batch, bucket width), each as
+a ratio to ``raw``, to choose the defaults from measurements.
 
     python benchmarks/embedding_gpu.py --model minilm --texts "$RAGKIT_DATA"/chroma_chunking_eval/*.md \\
         --n 100000 --device cuda
@@ -70,13 +78,20 @@ def main() -> None:
     parser.add_argument("--library-batch", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--skip-library", action="store_true")
+    parser.add_argument("--sweep", action="store_true", help="also time other tokenizer threads / rows / bucket widths")
     parser.add_argument("--json-out", default=None)
     args = parser.parse_args()
 
     import torch
+    from index_phase import install_stand_ins
 
+    stand_ins = install_stand_ins(args.model)  # where the packaged MiniLM is missing: --model's tokenizer.json
+    from ragkit.chunkers.recursive import RecursiveChunker
+    from ragkit.embeddings import _fast_path, sentence_transformers
     from ragkit.embeddings._fast_path import embed_ids, tokenize
     from ragkit.embeddings.sentence_transformers import GPU_ROWS, SentenceTransformerEmbedder
+    from ragkit.text import token_ids
+    from ragkit.types import Document
 
     texts = windows(args.texts, args.n)
     embedder = SentenceTransformerEmbedder(model=args.model, device=args.device, cache=False, show_progress=False)
@@ -87,7 +102,8 @@ def main() -> None:
     plan = embedder.plan_
     info: dict[str, object] = {"device": device, "gpu": torch.cuda.get_device_name(0) if on_gpu else None,
                                "cpu": platform.processor() or platform.machine(), "torch": torch.__version__,
-                               "threads": torch.get_num_threads(), "n": len(texts), "rows": rows}
+                               "threads": torch.get_num_threads(), "n": len(texts), "rows": rows,
+                               "stand_ins": stand_ins}
     ids, lengths = tokenize(plan, texts)
     info["mean_tokens"] = round(float(np.mean(lengths)), 1)
     embedder.embed_documents(texts[:4096])  # kernels, allocator
@@ -115,9 +131,26 @@ def main() -> None:
                 w = mask.unsqueeze(-1).to(hidden.dtype)
                 torch.nn.functional.normalize((hidden * w).sum(1) / w.sum(1), dim=1)
 
+    # the chunker's ids: every window chunked by ragkit's recursive chunker (one chunk each), ids recorded
+    table = token_ids.TokenIds()
+    t0 = time.perf_counter()
+    with token_ids.using(table):
+        chunked = RecursiveChunker(max_tokens=256).chunk_many([Document.from_text(t) for t in texts])
+    info["chunking_s"] = round(time.perf_counter() - t0, 2)
+    assert all(len(c) == 1 and c[0].text == t for c, t in zip(chunked, texts)), "one chunk per window"
+
+    def from_chunker_ids() -> np.ndarray:
+        table.served = 0
+        with token_ids.using(table):
+            vectors = embedder.embed_documents(texts)
+        assert table.served == len(texts), f"only {table.served} of {len(texts)} texts took the chunker's ids"
+        return vectors
+
     results = {}
     results["raw"], _ = timed(device, raw, args.repeats)
     results["ragkit_strings"], fast = timed(device, lambda: embedder.embed_documents(texts), args.repeats)
+    results["ragkit_chunker_ids"], via_ids = timed(device, from_chunker_ids, args.repeats)
+    info["min_cosine_chunker_ids_vs_strings"] = float(np.min(np.sum(np.asarray(fast) * np.asarray(via_ids), axis=1)))
     results["ragkit_ids"], _ = timed(device, lambda: embed_ids(plan, ids, device=device, rows=rows,
                                                                  pad_to=16 if on_gpu else 1, normalize=True),
                                      args.repeats)
@@ -125,6 +158,22 @@ def main() -> None:
         embedder.batch_size = args.library_batch
         results["library"], lib = timed(device, lambda: embedder._encode_with_library(texts), 1)
         info["min_cosine_fast_vs_library"] = float(np.min(np.sum(np.asarray(fast) * np.asarray(lib), axis=1)))
+    if args.sweep:
+        saved = (_fast_path.TOKENIZER_THREADS, sentence_transformers.GPU_ROWS, sentence_transformers.PAD_TO)
+        settings = [("threads", 2, GPU_ROWS, saved[2]), ("threads", 3, GPU_ROWS, saved[2]),
+                    ("rows", saved[0], 1024, saved[2]), ("rows", saved[0], 4096, saved[2]),
+                    ("rows", saved[0], 8192, saved[2]), ("pad_to", saved[0], GPU_ROWS, 8),
+                    ("pad_to", saved[0], GPU_ROWS, 32), ("pad_to", saved[0], GPU_ROWS, 64)]
+        try:
+            for _, threads, gpu_rows, pad in settings:
+                _fast_path.TOKENIZER_THREADS = threads
+                sentence_transformers.GPU_ROWS = gpu_rows
+                sentence_transformers.PAD_TO = pad
+                tag = f"threads{threads}_rows{gpu_rows}_pad{pad}"
+                results[f"sweep_strings_{tag}"], _ = timed(device, lambda: embedder.embed_documents(texts), args.repeats)
+                results[f"sweep_chunker_ids_{tag}"], _ = timed(device, from_chunker_ids, args.repeats)
+        finally:
+            _fast_path.TOKENIZER_THREADS, sentence_transformers.GPU_ROWS, sentence_transformers.PAD_TO = saved
     info["texts_per_s"] = {k: round(len(texts) / v) for k, v in results.items()}
     info["ratio_to_raw"] = {k: round(results["raw"] / v, 3) for k, v in results.items()}
     if "library" in results:

@@ -13,7 +13,8 @@ warm-up run on a few documents (model loaded, CUDA initialised, ``bm25s`` import
   batches of ``batch_size`` (64), chunking in this process, BM25 built before the embedder runs, a
   journal fsync per batch of 16 documents;
 - ``new``: the fast embedder path, chunking in one process per core, BM25 built in a thread while
-  the embedder runs, journal writes grouped (one fsync per ``FLUSH_SECONDS``).
+  the embedder runs, journal writes grouped (one fsync per ``FLUSH_SECONDS``), the chunker's token
+  ids handed to the embedder (``ids`` column: texts embedded without tokenising them again).
 
 Stages are wall times (``embed`` and ``bm25`` overlap in ``new``, so stages can sum to more than the
 total); every figure is also printed as a share of the path's total, and ``new`` as a ratio to ``old``.
@@ -178,7 +179,8 @@ def run(args: argparse.Namespace, docs: list[Any], path: str, store: Path, embed
     stages = {"chunk": slots.get("index.chunker", 0.0), "enrich": slots.get("index.enrichers", 0.0),
               "embed": TIMES["embed"], "bm25": TIMES["bm25"], "store": slots.get("index.store", 0.0)}
     return {"path": path, "total_s": total, "chunks": report.chunks, "documents": report.documents,
-            "stages_s": stages, "share": {k: v / total for k, v in stages.items()}}
+            "token_ids_used": report.token_ids_used, "stages_s": stages,
+            "share": {k: v / total for k, v in stages.items()}}
 
 
 def sync(device: str) -> None:
@@ -219,10 +221,10 @@ def main() -> None:
 
     print(f"corpus: {len(docs)} documents, {megabytes:.1f} MB; device {args.device}; cores "
           f"{indexing.available_cores()}; load {os.getloadavg()[0]:.2f}; stand-ins: {stand_ins or 'none'}")
-    print(f"{'path':<5} {'total s':>8} {'chunks':>7} " + " ".join(f"{s:>14}" for s in results[0]["stages_s"]))
+    print(f"{'path':<5} {'total s':>8} {'chunks':>7} {'ids':>7} " + " ".join(f"{s:>14}" for s in results[0]["stages_s"]))
     for r in results:
         cells = " ".join(f"{v:7.2f} ({r['share'][k]:4.0%})" for k, v in r["stages_s"].items())
-        print(f"{r['path']:<5} {r['total_s']:8.2f} {r['chunks']:7d} {cells}")
+        print(f"{r['path']:<5} {r['total_s']:8.2f} {r['chunks']:7d} {r['token_ids_used']:7d} {cells}")
     by_path = {r["path"]: r for r in results}
     if {"old", "new"} <= set(by_path):
         print(f"new vs old: {by_path['old']['total_s'] / by_path['new']['total_s']:.2f}x faster; "

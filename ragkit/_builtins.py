@@ -90,7 +90,9 @@ BUILTINS: dict[str, dict[str, tuple[str, str | None, str]]] = {
                     "RAPTOR-style LLM summary levels over another builder's top nodes (UMAP/PCA + GMM)"),
     },
     "engine": {
-        "local": ("ragkit.indexing:LocalEngine", None, "the index phase in this process (batched, resumable)"),
+        "local": ("ragkit.indexing:LocalEngine", None,
+                  "the index phase on this machine: chunking in one process per core, BM25 beside the embedder, "
+                  "the chunker's token ids handed to the embedder (batched, resumable)"),
         "ray": ("ragkit.engines.ray:RayEngine", "ray",
                 "the index phase on a Ray cluster: Ray Data chunking on CPU workers, embedder actor pool, one commit"),
     },

@@ -342,15 +342,17 @@ TOKENIZER_THREADS = 1
 
 
 def embed_texts(plan: FastPlan, texts: Sequence[str], *, device: str, rows: int, pad_to: int, normalize: bool,
-                workers: int = 0, threads: int | None = None, known: Sequence[Known] | None = None,
+                workers: int = 0, threads: int | None = None,
+                lookup: Callable[[Sequence[str]], Sequence[Known] | None] | None = None,
                 on_lengths: Callable[[np.ndarray], None] | None = None,
                 on_batch: Callable[[int], None] | None = None) -> np.ndarray:
     """Tokenise ``texts`` once, ahead of the device, and embed them.
 
     Blocks of :data:`BLOCK` texts are turned into model inputs while the device runs the previous
     block: in ``threads`` threads (default :data:`TOKENIZER_THREADS`), or in ``workers`` processes.
-    ``known`` (one entry per text, see :data:`Known`) holds the chunker's ids: those texts are not
-    tokenised (the model's special tokens and window are applied here). On a GPU all vectors stay on
+    ``lookup(block_texts)`` gives the chunker's ids of a block's texts (one :data:`Known` per text, or
+    ``None``), called in the thread that prepares the block: those texts are not tokenised (the model's
+    special tokens and window are applied here). On a GPU all vectors stay on
     the device until one copy back at the end (below :data:`DEVICE_OUTPUT_BYTES`).
     """
     import torch
@@ -362,7 +364,7 @@ def embed_texts(plan: FastPlan, texts: Sequence[str], *, device: str, rows: int,
     whole = on_gpu and n * dim * 4 <= DEVICE_OUTPUT_BYTES
     device_out = torch.empty((n, dim), dtype=torch.float32, device=device) if whole else None
     host_out = np.empty((n, dim), dtype=np.float32)
-    if workers > 1 and len(blocks) > 1 and known is None:
+    if workers > 1 and len(blocks) > 1 and lookup is None:
         import dataclasses
         import multiprocessing
 
@@ -376,9 +378,11 @@ def embed_texts(plan: FastPlan, texts: Sequence[str], *, device: str, rows: int,
         ahead = max(1, TOKENIZER_THREADS if threads is None else threads)
         pool = ThreadPoolExecutor(max_workers=ahead)
 
+        def prepare(part: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            return model_inputs(plan, part, None if lookup is None else lookup(part))
+
         def submit(block: tuple[int, int]) -> Any:
-            part = None if known is None else known[block[0]:block[1]]
-            return pool.submit(model_inputs, plan, texts[block[0]:block[1]], part)
+            return pool.submit(prepare, texts[block[0]:block[1]])
     with pool:
         pending = [submit(b) for b in blocks[:ahead]]
         for number, (start, end) in enumerate(blocks):

@@ -24,6 +24,7 @@ import hashlib
 import json
 import os
 import sys
+import threading
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -256,30 +257,34 @@ class SentenceTransformerEmbedder(Embedder):
         on_gpu = device.startswith("cuda")
         rows = max(self.batch_size, GPU_ROWS) if on_gpu else self.batch_size
         lengths: list[np.ndarray] = []
-        known = self._known_ids(plan, texts)
         with self._progress(len(texts), rows) as bar:
             vectors = embed_texts(plan, texts, device=device, rows=rows, pad_to=PAD_TO if on_gpu else 1,
                                   normalize=self.normalize, workers=TOKENIZER_WORKERS if on_gpu else 0,
-                                  known=known, on_lengths=lengths.append, on_batch=bar.update)
+                                  lookup=self._ids_lookup(plan), on_lengths=lengths.append, on_batch=bar.update)
         self._warn_truncated(np.concatenate(lengths).tolist() if lengths else [], len(texts))
         return vectors
 
     @staticmethod
-    def _known_ids(plan: Any, texts: Sequence[str]) -> list[Any] | None:
-        """The chunker's ids for ``texts`` from the active :mod:`ragkit.text.token_ids` table, or ``None``.
+    def _ids_lookup(plan: Any) -> Any:
+        """A lookup of the chunker's ids in the active :mod:`ragkit.text.token_ids` table, or ``None``.
 
         Used only when the chunker's tokenizer is this model's (same fingerprint) and the model's special
-        tokens are a fixed wrap; prefixed texts only when the tokenizer joins at whitespace.
+        tokens are a fixed wrap; prefixed texts only when the tokenizer joins at whitespace. It runs in
+        the thread that prepares each block, so the look-ups overlap the model.
         """
         table = token_ids.active()
         if table is None or plan.head is None or not plan.fingerprint:
             return None
-        known = [table.lookup(plan.fingerprint, t, joinable=plan.joinable) for t in texts]
-        served = sum(entry is not None for entry in known)
-        if not served:
-            return None
-        table.served += served
-        return known
+        lock = threading.Lock()
+
+        def lookup(texts: Sequence[str]) -> list[Any] | None:
+            known = [table.lookup(plan.fingerprint, t, joinable=plan.joinable) for t in texts]
+            served = sum(entry is not None for entry in known)
+            with lock:
+                table.served += served
+            return known if served else None
+
+        return lookup
 
     def _encode_with_library(self, texts: list[str]) -> np.ndarray:
         """``SentenceTransformer.encode`` on length-sorted batches (models the fast path does not know)."""
