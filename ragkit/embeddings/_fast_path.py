@@ -130,15 +130,31 @@ def special_wrap(tokenizer: Any) -> tuple[tuple[int, ...], tuple[int, ...]] | No
 
 
 def _takes_4d_mask(transformer: Any) -> bool:
-    """Whether ``transformer`` accepts a prepared 4-D boolean mask as is (transformers >= 4.53 with SDPA)."""
+    """Whether ``transformer`` takes a prepared ``(B, 1, 1, W)`` boolean mask as is (SDPA, transformers >= 4.53).
+
+    Checked by running a two-row probe both ways (a 2-D mask and the 4-D one) and comparing the
+    hidden states of the real tokens; any difference or error keeps the 2-D mask.
+    """
     config = getattr(transformer, "config", None)
     if getattr(config, "_attn_implementation", None) != "sdpa" or getattr(config, "is_decoder", False):
         return False
     try:
+        import torch
         import transformers.masking_utils as masking
-    except ImportError:
+
+        if not hasattr(masking, "create_bidirectional_mask"):
+            return False
+        device = next(transformer.parameters()).device
+        ids = torch.tensor([[1, 2, 3, 4], [1, 2, 3, 0]], device=device)
+        keep = torch.tensor([[1, 1, 1, 1], [1, 1, 1, 0]], device=device)
+        with torch.inference_mode():
+            flat = transformer(input_ids=ids, attention_mask=keep, token_type_ids=torch.zeros_like(ids)).last_hidden_state
+            ready = transformer(input_ids=ids, attention_mask=keep.bool()[:, None, None, :],
+                                token_type_ids=torch.zeros_like(ids)).last_hidden_state
+        real = keep.bool()
+        return bool(torch.allclose(flat[real].float(), ready[real].float(), atol=2e-3, rtol=1e-3))
+    except Exception:  # noqa: BLE001 - any model this probe does not fit keeps the 2-D mask
         return False
-    return hasattr(masking, "create_bidirectional_mask")
 
 
 def _ranges(lengths: np.ndarray) -> np.ndarray:

@@ -168,3 +168,23 @@ def test_the_index_phase_hands_the_chunker_ids_to_the_embedder(chroma_texts, wor
     reference = model.encode([c.text for c in chunks], batch_size=32, normalize_embeddings=True,
                              convert_to_numpy=True)
     assert _min_cosine(pipe.retriever.vectors_, reference) >= 0.99999
+
+
+def test_the_embedder_knows_its_wrap_window_and_fingerprint(embedder):
+    plan = embedder.plan_
+    tok = get_tokenizer("minilm")
+    assert (plan.head, plan.tail) == ((101,), (102,))  # [CLS] ... [SEP], found by probing the model's tokenizer
+    assert plan.fingerprint == tok.fingerprint and plan.joinable and plan.limit == 256
+    assert plan.mask_4d  # SDPA takes the ready mask: no host read-back per batch
+    from ragkit.embeddings._fast_path import wrap
+
+    flat, lengths, raw = wrap(plan, np.arange(1, 301, dtype=np.int32), np.array([3, 297]))
+    assert lengths.tolist() == [5, 256] and raw.tolist() == [5, 299]
+    assert flat[:5].tolist() == [101, 1, 2, 3, 102] and flat[5] == 101 and flat[-1] == 102
+    assert flat[6:-1].tolist() == list(range(4, 258))  # the first 254 content ids, as the model truncates
+
+
+def test_a_joined_text_must_be_prefix_space_text():
+    table = token_ids.TokenIds()
+    with pytest.raises(ValueError, match="is not head"):
+        table.add_joined("[Tag] other text", "[Tag]", "chunk text")
