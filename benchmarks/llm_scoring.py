@@ -22,6 +22,8 @@ picks another alias)::
 
     python benchmarks/llm_scoring.py json --n 100
     python benchmarks/llm_scoring.py json --n 100 --model qwen2.5-coder-0.5b
+    python benchmarks/llm_scoring.py json --n 30 --model smollm2-135m-instruct,qwen2.5-coder-0.5b \
+        --constrained-only --threads 1 --cache read_write --out /tmp/runs/json.jsonl
 
 Packaged models against each other in one process (CPU scoring tok/s through ``token_logprobs_batch`` and
 greedy generation tok/s, ratios to the first model)::
@@ -330,9 +332,9 @@ def chroma_passages(n: int, chars: int = 600) -> list[str]:
 
 
 def json_validity(args: argparse.Namespace) -> dict[str, Any]:
-    """Valid-JSON rate of metadata extraction over chroma passages (SmolLM2-135M).
+    """Valid-JSON rate of metadata extraction over chroma passages (one or several models, same prompts).
 
-    Constrained decoding vs free decoding, each through ``CachedLLM`` (cache off): the first-attempt
+    Constrained decoding vs free decoding, each through ``CachedLLM`` (``--cache``, off by default): the first-attempt
     rate, and the rate after the wrapper's retries with the validation error (``structured_retries=2``).
     """
     import torch
@@ -359,23 +361,34 @@ def json_validity(args: argparse.Namespace) -> dict[str, Any]:
               "dialogue, reference or other), keywords (up to 4) and year (or null).\n\nPassage:\n{text}")
     requests = [GenerationRequest.chat(prompt.format(text=p), json_schema=schema, max_tokens=args.max_tokens)
                 for p in passages]
-    results = {}
+    results: dict[str, Any] = {}
+    models = [m.strip() for m in args.model.split(",") if m.strip()]
     modes = [True] if args.constrained_only else [True, False]
-    for constrained in modes:
-        inner = TransformersLLM(model=args.model, device=args.device, num_threads=args.threads,
-                                constrained_json=constrained, batch_size=args.batch_size)
-        llm = CachedLLM(inner=inner, mode="off", structured_retries=2)
-        start = time.perf_counter()
-        outcomes = llm.generate_outcomes(requests)
-        seconds = time.perf_counter() - start
-        first = sum(1 for o in outcomes if not isinstance(o, StructuredOutputError) and "attempts" not in o.extra)
-        final = sum(1 for o in outcomes if not isinstance(o, StructuredOutputError))
-        name = "constrained" if constrained else "free"
-        results[name] = {"n": len(requests), "first_attempt_valid": first, "valid_after_retries": final,
-                         "seconds": seconds, "backend_requests": llm.backend_requests,
-                         "errors": [str(o)[:200] for o in outcomes if isinstance(o, StructuredOutputError)][:3]}
-        print(f"{name:>11}: first attempt {first}/{len(requests)}, after retries {final}/{len(requests)} "
-              f"({llm.backend_requests} requests, {seconds:.0f} s)", flush=True)
+    samples = []
+    for model in models:
+        for constrained in modes:
+            inner = TransformersLLM(model=model, device=args.device, num_threads=args.threads,
+                                    constrained_json=constrained, batch_size=args.batch_size)
+            llm = CachedLLM(inner=inner, mode=args.cache, structured_retries=2)
+            start = time.perf_counter()
+            outcomes = llm.generate_outcomes(requests)
+            seconds = time.perf_counter() - start
+            first = sum(1 for o in outcomes if not isinstance(o, StructuredOutputError) and "attempts" not in o.extra)
+            final = sum(1 for o in outcomes if not isinstance(o, StructuredOutputError))
+            name = ("constrained" if constrained else "free") + (f" {model}" if len(models) > 1 else "")
+            results[name] = {"n": len(requests), "model": model, "first_attempt_valid": first,
+                             "valid_after_retries": final, "seconds": seconds,
+                             "backend_requests": llm.backend_requests, "cache_hits": llm.cache_hits,
+                             "errors": [str(o)[:200] for o in outcomes if isinstance(o, StructuredOutputError)][:3]}
+            samples += [{"model": model, "constrained": constrained, "passage": p,
+                         "output": o.text if not isinstance(o, StructuredOutputError) else None,
+                         "error": str(o)[:300] if isinstance(o, StructuredOutputError) else None}
+                        for p, o in zip(passages, outcomes)]
+            print(f"{name:>11}: first attempt {first}/{len(requests)}, after retries {final}/{len(requests)} "
+                  f"({llm.backend_requests} requests, {llm.cache_hits} cache hits, {seconds:.0f} s)", flush=True)
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text("".join(json.dumps(s) + "\n" for s in samples), encoding="utf-8")
     print("\n| decoding | valid JSON, first attempt | valid after <= 2 retries | requests | seconds |\n|---|---|---|---|---|")
     for name, r in results.items():
         print(f"| {name} | {r['first_attempt_valid']}/{r['n']} | {r['valid_after_retries']}/{r['n']} | "
@@ -399,7 +412,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-tokens", type=int, default=96, help="json mode: output budget per answer")
     parser.add_argument("--batch-size", type=int, default=8, help="json mode: generation batch size")
     parser.add_argument("--constrained-only", action="store_true", help="json mode: skip free decoding")
-    parser.add_argument("--model", default="smollm2-135m-instruct", help="json mode: packaged alias or folder")
+    parser.add_argument("--model", default="smollm2-135m-instruct",
+                        help="json mode: packaged alias or folder; comma-separated for several in one process")
+    parser.add_argument("--cache", default="off", choices=["off", "read_write", "read_only"],
+                        help="json mode: LLM cache mode (RAGKIT_HOME's cache; off measures every request)")
+    parser.add_argument("--out", help="json mode: write every passage and output as JSON lines here")
     parser.add_argument("--models", default="smollm2-135m-instruct,qwen2.5-coder-0.5b",
                         help="models mode: aliases to compare (ratios to the first)")
     parser.add_argument("--gen-prompts", type=int, default=5, help="models mode: generation prompts")
