@@ -110,11 +110,11 @@ def test_config_errors_and_conformance():
 
 
 @pytest.mark.slow
-def test_real_minilm_end_to_end_on_chatlogs(chroma_texts):
-    from ragkit.chunkers.intent import resolve_backend
+def test_real_minilm_end_to_end_on_chatlogs(chroma_texts, minilm):
+    from ragkit.backends import wrap_backend
 
     doc = Document.from_text(chroma_texts["chatlogs"], source_id="chatlogs")
-    chunker = ClusterChunker(embedder=resolve_backend("default", "embedder"), max_tokens=256)
+    chunker = ClusterChunker(embedder=wrap_backend("embedder", minilm), max_tokens=256)
     chunks = chunker.chunk(doc)
     check_invariants(doc, chunks, 256)
     sizes = [c.metadata["pieces"] for c in chunks]

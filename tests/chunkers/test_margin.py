@@ -209,16 +209,7 @@ def test_fake_llm_offsets_and_cap():
         assert all(c.token_count <= 20 for c in chunks)
 
 
-# ---------------------------------------------------------------- real model (SmolLM2-135M via transformers)
-@pytest.fixture(scope="module")
-def smollm():
-    from ragkit.llm.transformers_backend import TransformersLLM
-
-    llm = TransformersLLM(model="smollm2-135m-instruct", device="cpu")
-    llm.warm_up()
-    return llm
-
-
+# ------------------------- real model (SmolLM2-135M via transformers: the session-wide ``smollm`` of tests/conftest.py)
 @pytest.mark.slow
 def test_real_model_both_modes_on_chatlogs(smollm, chroma_texts):
     text = chroma_texts["chatlogs"]

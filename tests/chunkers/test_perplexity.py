@@ -316,16 +316,7 @@ def test_fake_llm_deterministic_with_exact_offsets_and_cap(chroma_texts):
     assert [c.start for c in a] == sorted(c.start for c in a)
 
 
-# ---------------------------------------------------------------- real model (SmolLM2-135M via transformers)
-@pytest.fixture(scope="module")
-def smollm():
-    from ragkit.llm.transformers_backend import TransformersLLM
-
-    llm = TransformersLLM(model="smollm2-135m-instruct", device="cpu")
-    llm.warm_up()
-    return llm
-
-
+# ------------------------- real model (SmolLM2-135M via transformers: the session-wide ``smollm`` of tests/conftest.py)
 def _check_chunks(doc: Document, chunks, max_tokens: int) -> None:
     assert chunks
     for c in chunks:

@@ -63,8 +63,7 @@ def test_at_least_90_percent_schema_valid_and_nothing_dropped(enriched):
     assert report.valid_rate >= 0.90, f"only {report.valid_rate:.1%} schema-valid: {list(report.errors.values())[:3]}"
 
 
-def test_filter_on_a_model_produced_field_returns_the_right_chunks(enriched, tmp_path):
-    from ragkit.embeddings.sentence_transformers import SentenceTransformerEmbedder
+def test_filter_on_a_model_produced_field_returns_the_right_chunks(enriched, tmp_path, minilm):
     from ragkit.retrievers.dense import DenseRetriever
 
     _, out, _, _ = enriched
@@ -72,7 +71,7 @@ def test_filter_on_a_model_produced_field_returns_the_right_chunks(enriched, tmp
     value, count = types.most_common(1)[0]
     assert count < len(out), "the model gave every chunk the same content type; the filter would be vacuous"
     expected = {c.id for c in out if c.metadata["llm"].get("content_type") == value}
-    embedder = SentenceTransformerEmbedder()
+    embedder = minilm  # the session's MiniLM (tests/conftest.py)
     DenseRetriever(embedder=embedder, view="prefix_fusion").index(out).save(tmp_path / "index")
     retriever = DenseRetriever(embedder=embedder, view="prefix_fusion").load(tmp_path / "index")
     everything = retriever.retrieve("What did the speaker talk about?", k=len(out),

@@ -1,33 +1,8 @@
-"""Fixtures for the LLM layer: the real SmolLM2 through transformers and loopback llama.cpp servers."""
+"""Fixtures for the LLM layer: loopback llama.cpp servers (the real SmolLM2 ``smollm`` is in tests/conftest.py)."""
 
 from __future__ import annotations
 
-import os
-
 import pytest
-
-
-def torch_threads() -> int | None:
-    """Intra-op threads for the real-model tests.
-
-    ``RAGKIT_TORCH_THREADS`` wins; otherwise 1 when the CPU is already busier than its core count
-    (oversubscribed torch threads wait on each other and run several times slower), else torch's default.
-    """
-    if os.environ.get("RAGKIT_TORCH_THREADS"):
-        return int(os.environ["RAGKIT_TORCH_THREADS"])
-    if os.getloadavg()[0] > (os.cpu_count() or 1):
-        return 1
-    return None
-
-
-@pytest.fixture(scope="session")
-def smollm():
-    """The packaged SmolLM2-135M-Instruct through transformers (prepared on first use), on CPU."""
-    from ragkit.llm.transformers_backend import TransformersLLM
-
-    llm = TransformersLLM(device="cpu", num_threads=torch_threads())
-    llm.warm_up()
-    return llm
 
 
 def _require_llama_server() -> None:

@@ -22,10 +22,8 @@ def candidates():
     return out
 
 
-def test_reorders_by_cosine_with_minilm():
-    from ragkit.embeddings.sentence_transformers import SentenceTransformerEmbedder
-
-    reranker = EmbeddingReranker(embedder=SentenceTransformerEmbedder(device="cpu"), top_n=3)
+def test_reorders_by_cosine_with_minilm(minilm):
+    reranker = EmbeddingReranker(embedder=minilm, top_n=3)
     out = reranker.rerank(Query.from_text("where do cats like to sleep?"), candidates())
     assert len(out) == 3
     assert {out[0].chunk.text, out[1].chunk.text} == {TEXTS[1], TEXTS[2]}

@@ -63,11 +63,8 @@ def test_declares_its_capability_for_config_validation():
 
 
 @pytest.mark.slow
-def test_real_smollm_prefers_the_relevant_text():
-    from ragkit.llm.transformers_backend import TransformersLLM
-
-    llm = TransformersLLM(model="smollm2-135m-instruct", device="cpu")
-    scorer = QueryLikelihoodScorer(llm=llm)
+def test_real_smollm_prefers_the_relevant_text(smollm):
+    scorer = QueryLikelihoodScorer(llm=smollm)
     query = Query.from_text("What is the capital of Italy?")
     texts = ["Rome is the capital of Italy. The Colosseum and the Vatican are in Rome.",
              "Photosynthesis converts light energy into chemical energy in plants."]

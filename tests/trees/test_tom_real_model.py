@@ -18,12 +18,11 @@ TEXT = ("# Tokyo\nTokyo is the capital of Japan. Its trains are punctual.\n"
 
 
 @pytest.mark.slow
-def test_smollm2_builds_a_verbatim_tree_and_answers_by_mapreduce():
+def test_smollm2_builds_a_verbatim_tree_and_answers_by_mapreduce(smollm):
     from ragkit.llm.cached import CachedLLM
-    from ragkit.llm.transformers_backend import TransformersLLM
 
     start = time.perf_counter()
-    llm = CachedLLM(inner=TransformersLLM(model="smollm2-135m-instruct", device="cpu", num_threads=1), mode="off")
+    llm = CachedLLM(inner=smollm, mode="off")  # the session's SmolLM2 (tests/conftest.py); the clock starts here
     heads = [(0, 7, 1, "Tokyo"), (TEXT.index("# Rome"), TEXT.index("# Rome") + 6, 1, "Rome")]
     doc = Document.from_text(TEXT, {"headings": heads})
     cut = TEXT.index("# Rome")

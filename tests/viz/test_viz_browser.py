@@ -124,16 +124,21 @@ def check_page(dom: _Dom, data: dict, number: int) -> dict[str, list[str]]:
     return started
 
 
-def check_all_pages(page: Path, data: dict, tmp_path: Path) -> None:
+def check_all_pages(page: Path, data: dict, tmp_path: Path) -> dict[int, _Dom]:
+    """Every page's checks, then each chunk shown exactly once; returns the DOMs by page number (one
+    Chromium start per page: callers read further checks off these instead of dumping a page again)."""
     seen: dict[str, list[str]] = {c["name"]: [] for c in data["columns"]}
+    doms: dict[int, _Dom] = {}
     for number in range(1, len(data["pages"]) + 1):
-        for name, ids in check_page(dump(page, number, tmp_path / "profile"), data, number).items():
+        doms[number] = dump(page, number, tmp_path / "profile")
+        for name, ids in check_page(doms[number], data, number).items():
             seen[name] += ids
     for col in data["columns"]:
         ids = seen[col["name"]]
         twice = sorted({i for i in ids if ids.count(i) > 1})
         missing = [c["id"] for c in col["chunks"] if c["id"] not in ids]
         assert not twice and not missing, f"column {col['name']!r}: chunks shown twice {twice[:5]}, missing {missing[:5]}"
+    return doms
 
 
 def _write(tmp_path: Path, doc: Document, columns, name: str, page_chars: int) -> tuple[Path, dict]:
@@ -196,24 +201,15 @@ def test_a_one_megabyte_document_stays_paged(tmp_path):
     screenshot(page, tmp_path / "viz-large.png", tmp_path / "profile", number=len(data["pages"]) // 2)
 
 
-@pytest.fixture(scope="module")
-def smollm():
-    from ragkit.llm.transformers_backend import TransformersLLM
-
-    llm = TransformersLLM(model="smollm2-135m-instruct", device="cpu")
-    llm.warm_up()
-    return llm
-
-
 @pytest.mark.slow
-def test_score_strips_and_intents_with_real_models(tmp_path, smollm):
-    from ragkit.backends import resolve_backend
+def test_score_strips_and_intents_with_real_models(tmp_path, smollm, minilm):
+    from ragkit.backends import wrap_backend
     from ragkit.chunkers.margin import MarginChunker
     from ragkit.chunkers.perplexity import PerplexityChunker
 
     text = (CHROMA / "wikitexts.md").read_text(encoding="utf-8")[:600]
     doc = Document.from_text(text)
-    embedder = resolve_backend("default", "embedder")
+    embedder = wrap_backend("embedder", minilm)  # the session's MiniLM (tests/conftest.py), cache-wrapped as by default
     chunkers = {
         "perplexity": PerplexityChunker(llm=smollm, max_tokens=128),
         "margin:context=sentence": MarginChunker(llm=smollm, context="sentence", max_tokens=128),
@@ -225,9 +221,8 @@ def test_score_strips_and_intents_with_real_models(tmp_path, smollm):
     assert [c.id for c in columns[0].chunks] == [c.id for c in plain], "perplexity: recording changed the chunks"
     assert columns[0].scores and columns[1].scores and columns[2].scores is None
     page, data = _write(tmp_path, doc, columns, "scores", page_chars=20_000)
-    check_all_pages(page, data, tmp_path)
+    dom = check_all_pages(page, data, tmp_path)[1]
     assert all(c.get("intent") for c in data["columns"][2]["chunks"]), "intent column: a chunk has no matched intent"
-    dom = dump(page, 1, tmp_path / "profile")
     assert all("data-intent" in s["attrs"] for s in dom.columns[2]["spans"] if s["kind"] == "chunk"), \
         "intent column: the matched intent is not on every chunk element"
     screenshot(page, tmp_path / "viz-scores.png", tmp_path / "profile")
