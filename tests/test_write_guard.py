@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+# pytest-benchmark, where installed, writes .benchmarks/ (pyproject's addopts block it; the inner runs too)
+GUARD = ("-p", "ragkit.testing.write_guard", "-p", "no:benchmark")
+
 LEAK = """
 import os, pathlib, subprocess, sys
 
@@ -35,7 +38,7 @@ def test_a_session_that_writes_into_the_repository_fails_naming_paths_and_tests(
                                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("CI", raising=False)
     project.makepyfile(test_leak=LEAK)
-    result = project.runpytest("-p", "ragkit.testing.write_guard")
+    result = project.runpytest(*GUARD)
     result.assert_outcomes(passed=4)
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     out = result.stdout.str()
@@ -48,7 +51,7 @@ def test_a_session_that_writes_into_the_repository_fails_naming_paths_and_tests(
 
 def test_a_clean_session_passes(project: pytest.Pytester) -> None:
     project.makepyfile(test_ok=LEAK.split("def test_default_output_folder")[0])
-    result = project.runpytest("-p", "ragkit.testing.write_guard")
+    result = project.runpytest(*GUARD)
     assert result.ret == pytest.ExitCode.OK and "repository" not in result.stdout.str()
 
 
@@ -65,12 +68,21 @@ def test_a_subprocess_leftover_fails_in_ci_and_warns_elsewhere(project: pytest.P
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     project.makepyfile(test_sub=SUBPROCESS)
     monkeypatch.delenv("CI", raising=False)
-    warned = project.runpytest("-p", "ragkit.testing.write_guard")
+    warned = project.runpytest(*GUARD)
     assert warned.ret == pytest.ExitCode.OK
     warned.stdout.fnmatch_lines(["*new paths under the repository*", "*new runs/ (a subprocess*",
                                  "*with CI=true this fails*"])
     project.run("rm", "-rf", str(project.path / "runs"))
     monkeypatch.setenv("CI", "true")
-    failed = project.runpytest("-p", "ragkit.testing.write_guard")
+    failed = project.runpytest(*GUARD)
     assert failed.ret == pytest.ExitCode.TESTS_FAILED
     failed.stdout.fnmatch_lines(["*tests wrote into the repository*", "*new runs/ (a subprocess*"])
+
+
+def test_a_plugin_writing_while_pytest_configures_is_caught(project: pytest.Pytester) -> None:
+    # pytest-benchmark made .benchmarks/ in the checkout from pytest_configure, before any test ran
+    project.makeconftest("import os\n\ndef pytest_configure(config):\n    os.makedirs('.benchmarks', exist_ok=True)\n")
+    project.makepyfile(test_ok="def test_ok():\n    pass\n")
+    result = project.runpytest(*GUARD)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(["*created .benchmarks/ (by (collection or session set-up))*"])

@@ -143,12 +143,12 @@ def _strict() -> bool:
 
 
 @pytest.hookimpl(tryfirst=True)
-def pytest_sessionstart(session: pytest.Session) -> None:
-    """Snapshot the root and start watching this process's writes."""
+def pytest_configure(config: pytest.Config) -> None:
+    """Snapshot the root and start watching this process's writes (before other plugins configure)."""
     global _HOOKED
-    guard = WriteGuard(session.config.rootpath)
+    guard = WriteGuard(config.rootpath)
     guard.before = guard.snapshot()
-    session.config.stash[_GUARD_KEY] = guard
+    config.stash[_GUARD_KEY] = guard
     with _LOCK:
         if not _HOOKED:
             sys.addaudithook(_audit)  # hooks cannot be removed: an inactive guard leaves _ACTIVE
@@ -165,6 +165,14 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
     yield
     if guard is not None:
         guard.test = "(session teardown)"
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Stop watching (a run that never reached the session end, e.g. ``--help``)."""
+    guard = config.stash.get(_GUARD_KEY, None)
+    with _LOCK:
+        if guard in _ACTIVE:
+            _ACTIVE.remove(guard)
 
 
 @pytest.hookimpl(trylast=True)
