@@ -52,7 +52,9 @@ class TokenView:
     def __init__(self, text: str, tokenizer: Tokenizer) -> None:
         self.text = text
         self.tokenizer = tokenizer
-        spans = tokenizer.spans(text)
+        # ids only inside the index phase, where they are handed to the embedder (see finalize)
+        wanted = token_ids.active() is not None and bool(getattr(tokenizer, "fingerprint", None))
+        spans = tokenizer.spans(text, with_ids=True) if wanted else tokenizer.spans(text)
         self.spans = spans
         self.starts = spans.starts
         self.ends = spans.ends

@@ -123,9 +123,9 @@ class TokenSpans:
     before token ``i`` (anywhere between ``ends[i-1]`` and ``starts[i]``) splits the text into two
     parts whose token counts are exactly the tokens on each side. ``exact`` is False for tokenizers
     where no cut is guaranteed exact (BPE); then every count from these spans is an estimate.
-    ``ids`` (int32, WordPiece only, else ``None``) are the token ids; between two clean cuts they are
-    exactly the ids of that substring encoded alone (what chunkers hand to the embedder, see
-    :mod:`ragkit.text.token_ids`).
+    ``ids`` (int32; WordPiece asked with ``spans(text, with_ids=True)``, else ``None``) are the token
+    ids; between two clean cuts they are exactly the ids of that substring encoded alone (what
+    chunkers hand to the embedder, see :mod:`ragkit.text.token_ids`).
 
     Example:
         >>> spans = get_tokenizer("minilm").spans("Hello tokenization!")
@@ -230,8 +230,8 @@ class Tokenizer:
         spans = self.spans(text)
         return list(zip(spans.starts.tolist(), spans.ends.tolist()))
 
-    def spans(self, text: str) -> TokenSpans:
-        """Token spans of ``text`` with exact-cut flags (see :class:`TokenSpans`)."""
+    def spans(self, text: str, with_ids: bool = False) -> TokenSpans:
+        """Token spans of ``text`` with exact-cut flags (see :class:`TokenSpans`; ids where the tokenizer has them)."""
         raise NotImplementedError
 
     def __repr__(self) -> str:
@@ -408,37 +408,38 @@ class WordPieceTokenizer(Tokenizer):
         return np.concatenate(counts_l), np.concatenate(offsets_l), np.concatenate(ws_l), np.concatenate(ids_l)
 
     # --------------------------------------------------------------- spans
-    def spans(self, text: str) -> TokenSpans:
+    def spans(self, text: str, with_ids: bool = False) -> TokenSpans:
         if not text:
-            return _empty_spans(self.word_independent, with_ids=True)
+            return _empty_spans(self.word_independent, with_ids=with_ids)
         if not self.word_independent:
-            return self._slow_spans(text, [(0, len(text))])
+            return self._slow_spans(text, [(0, len(text))], with_ids)
         _codes, classes = self._alphabet().classes(text)
         regions = _complex_regions(classes)
         parts = []
-        fast = self._fast_spans(text, classes, regions)
+        fast = self._fast_spans(text, classes, regions, with_ids)
         if fast is not None:
             parts.append(fast)
         if regions:
-            slow = self._slow_spans(text, regions)
+            slow = self._slow_spans(text, regions, with_ids)
             parts.append((slow.starts, slow.ends, slow.cut_ok, slow.ids))
         if not parts:
-            return _empty_spans(True, with_ids=True)
+            return _empty_spans(True, with_ids=with_ids)
         starts = np.concatenate([p[0] for p in parts])
         ends = np.concatenate([p[1] for p in parts])
         word_start = np.concatenate([p[2] for p in parts])
-        ids = np.concatenate([p[3] for p in parts])
+        ids = np.concatenate([p[3] for p in parts]) if with_ids else None
         if len(parts) > 1:
             order = np.argsort(starts, kind="stable")
-            starts, ends, word_start, ids = starts[order], ends[order], word_start[order], ids[order]
+            starts, ends, word_start = starts[order], ends[order], word_start[order]
+            ids = ids[order] if ids is not None else None
         cut_ok = word_start.copy()
         if len(starts) > 1:
             cut_ok[1:] &= starts[1:] >= ends[:-1]
         return TokenSpans(starts, ends, cut_ok, True, ids)
 
     def _fast_spans(
-        self, text: str, classes: np.ndarray, regions: list[tuple[int, int]]
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+        self, text: str, classes: np.ndarray, regions: list[tuple[int, int]], with_ids: bool = False
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None] | None:
         """Token spans, word-start flags and ids of ``text`` outside the complex ``regions`` (chunk-cache path)."""
         solid = classes != _SPACE
         if regions:
@@ -464,7 +465,7 @@ class WordPieceTokenizer(Tokenizer):
         base = np.repeat(c_starts, lengths)
         starts = base + pool_offsets[pool_index, 0]
         ends = base + pool_offsets[pool_index, 1]
-        return starts, ends, pool_word_start[pool_index], pool_ids[pool_index]
+        return starts, ends, pool_word_start[pool_index], pool_ids[pool_index] if with_ids else None
 
     @staticmethod
     def _fast_chunks(text: str, regions: list[tuple[int, int]]) -> list[str]:
@@ -481,7 +482,7 @@ class WordPieceTokenizer(Tokenizer):
             chunks.extend(text[cursor:].split())
         return chunks
 
-    def _slow_spans(self, text: str, regions: list[tuple[int, int]]) -> TokenSpans:
+    def _slow_spans(self, text: str, regions: list[tuple[int, int]], with_ids: bool = False) -> TokenSpans:
         """Token spans of ``regions`` of ``text`` from the real tokenizer (word ids mark exact cuts)."""
         encodings = self._tok.encode_batch([text[a:b] for a, b in regions], add_special_tokens=False)
         starts_l, ends_l, ws_l, ids_l = [], [], [], []
@@ -499,14 +500,14 @@ class WordPieceTokenizer(Tokenizer):
             ws_l.append(ws)
             ids_l.append(np.asarray(enc.ids, dtype=np.int32))
         if not starts_l:
-            return _empty_spans(self.word_independent, with_ids=True)
+            return _empty_spans(self.word_independent, with_ids=with_ids)
         starts = np.concatenate(starts_l)
         ends = np.concatenate(ends_l)
         ws = np.concatenate(ws_l)
         cut_ok = ws.copy()
         if len(starts) > 1:
             cut_ok[1:] &= starts[1:] >= ends[:-1]
-        return TokenSpans(starts, ends, cut_ok, self.word_independent, np.concatenate(ids_l))
+        return TokenSpans(starts, ends, cut_ok, self.word_independent, np.concatenate(ids_l) if with_ids else None)
 
 
 def _ranges(lengths: np.ndarray) -> np.ndarray:
@@ -564,7 +565,7 @@ class TiktokenTokenizer(Tokenizer):
     def count_many(self, texts: Sequence[str]) -> list[int]:
         return [len(ids) for ids in self._enc.encode_batch(list(texts), disallowed_special=())]
 
-    def spans(self, text: str) -> TokenSpans:
+    def spans(self, text: str, with_ids: bool = False) -> TokenSpans:
         if not text:
             return _empty_spans(False)
         ids = self.encode(text)

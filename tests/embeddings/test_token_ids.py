@@ -125,9 +125,9 @@ def test_a_chunker_with_another_tokenizer_is_not_trusted(embedder, chroma_texts,
     minilm = get_tokenizer("minilm")
     assert cased.fingerprint != minilm.fingerprint
     doc = Document.from_text(chroma_texts["state_of_the_union"][:15_000])
-    view = TokenView(doc.text, cased)
     table = token_ids.TokenIds()
     with token_ids.using(table):
+        view = TokenView(doc.text, cased)  # inside the index phase's channel: the view keeps the ids
         spans = CascadePacker(view, [RegexCuts(BLANK_LINE), SentenceCuts()], max_tokens=120).split()
         chunks = finalize(doc, view, spans, max_tokens=120)
     texts = [c.text for c in chunks]
