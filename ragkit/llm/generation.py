@@ -15,9 +15,11 @@ does on most RAG prompts). Each packaged model family therefore has a default se
 - ``max_new_tokens``: the answer budget for stages that leave theirs unset (``stuff``'s
   ``max_new_tokens: null``).
 
-The defaults apply to every free-text ``generate`` request that does not set the value itself
+The defaults apply to every free-text chat ``generate`` request that does not set the value itself
 (:func:`apply_generation_defaults`); requests constrained by a JSON schema get none of them (the
-schema decides where they end, and a repetition penalty would fight the JSON syntax). A backend's
+schema decides where they end, and a repetition penalty would fight the JSON syntax), and neither do
+completion-style ``prompt=`` requests (raw continuation without the chat template: no end-of-turn
+token to stop at, and the caller decides how it continues). A backend's
 config overrides each value (``stop``, ``repetition_penalty``, ``no_repeat_ngram_size``,
 ``max_new_tokens``), and ``generation_defaults: none`` turns the model's set off (the behaviour
 before there were defaults). The settings travel inside each request, so they are part of every
@@ -166,8 +168,8 @@ def apply_generation_defaults(request: GenerationRequest, defaults: GenerationDe
 
     Stop sequences are merged (the request's first); ``repetition_penalty`` and
     ``no_repeat_ngram_size`` are taken from ``defaults`` only when the request has ``None``. A request
-    with a JSON schema is returned unchanged, and so is every request when ``defaults`` is empty (its
-    cache key stays what it was before defaults existed).
+    with a JSON schema or a completion-style ``prompt`` is returned unchanged, and so is every request
+    when ``defaults`` is empty (its cache key stays what it was before defaults existed).
 
     Example:
         >>> d = GenerationDefaults(stop=("END",), repetition_penalty=1.2)
@@ -175,7 +177,7 @@ def apply_generation_defaults(request: GenerationRequest, defaults: GenerationDe
         >>> r.stop, r.repetition_penalty, r.no_repeat_ngram_size
         (('\\n', 'END'), 1.0, None)
     """
-    if request.json_schema is not None or defaults.is_empty:
+    if request.json_schema is not None or request.messages is None or defaults.is_empty:
         return request
     changes: dict[str, object] = {}
     extra = tuple(s for s in defaults.stop if s not in request.stop)

@@ -85,10 +85,12 @@ def test_apply_fills_unset_values_merges_stops_and_is_idempotent() -> None:
     assert (own.repetition_penalty, own.no_repeat_ngram_size) == (1.0, 0)
 
 
-def test_json_schema_requests_and_empty_defaults_keep_their_request_and_key() -> None:
+def test_json_schema_prompt_requests_and_empty_defaults_keep_their_request_and_key() -> None:
     d = GenerationDefaults(stop=("<|im_end|>",), repetition_penalty=1.3)
     structured = GenerationRequest.chat("Topic?", json_schema=Topic)
     assert apply_generation_defaults(structured, d) is structured
+    completion = GenerationRequest(prompt="1, 2, 3,")  # raw continuation: no chat template, no defaults
+    assert apply_generation_defaults(completion, d) is completion
     plain = GenerationRequest.chat("Why?")
     assert apply_generation_defaults(plain, GenerationDefaults()) is plain
     # the new request fields stay out of the key when unset: keys from before the defaults are unchanged
