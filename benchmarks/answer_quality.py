@@ -31,9 +31,11 @@ Needs ``RAGKIT_DATA`` (or ``ragkit datasets download hipporag_multihop``) and th
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
 import platform
+import shutil
 import sys
 import tempfile
 import time
@@ -59,6 +61,8 @@ def fresh_home() -> Path:
 
     real = ragkit_home()
     home = Path(tempfile.mkdtemp(prefix="ragkit-answers-"))
+    # removed at exit; rmtree unlinks the two links without following them
+    atexit.register(shutil.rmtree, home, True)
     for name in ("models", "indexes"):
         (real / name).mkdir(parents=True, exist_ok=True)
         (home / name).symlink_to(real / name)
