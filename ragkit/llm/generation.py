@@ -45,9 +45,10 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from ragkit.llm.base import GenerationRequest
+if TYPE_CHECKING:  # base imports this module (prepare_request); the request type is only an annotation here
+    from ragkit.llm.base import GenerationRequest
 
 #: Answer budget when neither the model's defaults nor the config give one (the old fixed value).
 FALLBACK_MAX_NEW_TOKENS = 256
@@ -172,6 +173,7 @@ def apply_generation_defaults(request: GenerationRequest, defaults: GenerationDe
     when ``defaults`` is empty (its cache key stays what it was before defaults existed).
 
     Example:
+        >>> from ragkit.llm.base import GenerationRequest
         >>> d = GenerationDefaults(stop=("END",), repetition_penalty=1.2)
         >>> r = apply_generation_defaults(GenerationRequest.chat("Hi?", stop=("\\n",), repetition_penalty=1.0), d)
         >>> r.stop, r.repetition_penalty, r.no_repeat_ngram_size
