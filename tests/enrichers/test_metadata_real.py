@@ -1,4 +1,4 @@
-"""The real local SmolLM2-135M through the ``transformers`` backend writes metadata for 100 real chunks.
+"""The real local SmolLM2-135M through the ``transformers`` backend writes metadata for 64 real chunks.
 
 Measured and asserted: at least 90 % of the chunks get schema-valid metadata (compact schema,
 JSON-constrained decoding, batched generation, the pipeline's caching wrapper); no chunk is dropped
@@ -24,7 +24,9 @@ from ragkit.types import Document
 
 pytestmark = pytest.mark.slow
 
-N_PER_CORPUS = 50
+#: 32 chunks from each of two corpora: four generation batches of 16. 100 chunks cost about 6 CPU-minutes on
+#: the 2-core VM (the most expensive fixture measured for issue 23.6); with 64 the 90 % bound allows at most 6 failures.
+N_PER_CORPUS = 32
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +55,7 @@ def enriched(tmp_path_factory, chroma_texts):
 
 def test_at_least_90_percent_schema_valid_and_nothing_dropped(enriched):
     chunks, out, report, _ = enriched
-    assert len(chunks) >= 100 and len(out) == len(chunks)
+    assert len(chunks) >= 2 * N_PER_CORPUS and len(out) == len(chunks)
     assert [(c.id, c.text, c.start, c.end) for c in out] == [(c.id, c.text, c.start, c.end) for c in chunks]
     schema = MetadataSchema.profile("compact")
     valid = [c for c in out if c.metadata["llm"]]
