@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 import numpy as np
@@ -130,15 +131,32 @@ def test_missing_api_key_for_openai_itself_is_explained(monkeypatch: pytest.Monk
     assert "RAGKIT_TEST_NO_SUCH_KEY" not in str(llm.identity)   # key names never reach cache keys
 
 
-def test_parallel_requests_finish_faster_than_sequential(llama_chat_server) -> None:
+def test_parallel_requests_overlap_on_the_real_server(llama_chat_server) -> None:
+    # Speed is a benchmark's business (a wall-time assertion fails on a loaded 2-core machine); what this
+    # checks is the behaviour: with concurrency 8 the requests are in flight together, with 1 one at a time.
     requests = [GenerationRequest.chat(f"Write one sentence about the number {i}.", max_tokens=24) for i in range(8)]
-    timings = {}
+    timings, peaks = {}, {}
     for concurrency in (1, 8):
         llm = OpenAILLM(base_url=llama_chat_server.base_url, api_key_env=None, concurrency=concurrency, timeout=120)
         llm.generate(requests[:1])                                 # connection and server warm-up
+        in_flight, peak, lock = [0], [0], threading.Lock()
+        one = llm._generate_one
+
+        def counted(request, scopes, one=one, in_flight=in_flight, peak=peak, lock=lock):
+            with lock:
+                in_flight[0] += 1
+                peak[0] = max(peak[0], in_flight[0])
+            try:
+                return one(request, scopes)
+            finally:
+                with lock:
+                    in_flight[0] -= 1
+
+        llm._generate_one = counted
         start = time.perf_counter()
         out = llm.generate(requests)
-        timings[concurrency] = time.perf_counter() - start
+        timings[concurrency], peaks[concurrency] = time.perf_counter() - start, peak[0]
         assert len(out) == 8 and all(c.text for c in out)
     print(f"8 requests on 2 server processes: sequential {timings[1]:.2f} s, concurrency 8 {timings[8]:.2f} s")
-    assert timings[8] < 0.9 * timings[1]
+    assert peaks[1] == 1
+    assert peaks[8] > 1, "with concurrency 8 no two requests were ever in flight together"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 
 import pytest
@@ -44,5 +43,4 @@ def test_smollm2_builds_a_verbatim_tree_and_answers_by_mapreduce(smollm):
     trace = answer.trace["tree"]
     assert answer.text and trace["calls_used"] == 2  # the leaf, then its section; the untitled root passes it up
     assert [r["op"] for r in trace["visited"]] == ["map", "pass+map", "pass"]
-    if os.getloadavg()[0] <= 2 * (os.cpu_count() or 1):  # the < 60 s target holds on a machine not oversubscribed
-        assert time.perf_counter() - start < 60
+    print(f"tree build + MapReduce answer: {time.perf_counter() - start:.1f} s")  # speed: benchmarks/tree_build.py
