@@ -88,7 +88,7 @@ class GenerationDefaults:
 #: hub name, or a folder's name) and their defaults; the first match wins. Values measured with
 #: ``benchmarks/answer_quality.py`` (``benchmarks/RESULTS.md``, ``## answers``).
 MODEL_GENERATION_DEFAULTS: tuple[tuple[str, GenerationDefaults], ...] = (
-    ("smollm2", GenerationDefaults(stop=("<|im_end|>",), repetition_penalty=1.2, no_repeat_ngram_size=4,
+    ("smollm2", GenerationDefaults(stop=("<|im_end|>",), repetition_penalty=1.3, no_repeat_ngram_size=4,
                                    max_new_tokens=192, source="smollm2")),
     ("qwen", GenerationDefaults(stop=("<|im_end|>", "<|endoftext|>"), repetition_penalty=1.05,
                                 no_repeat_ngram_size=0, max_new_tokens=256, source="qwen")),
