@@ -6,7 +6,9 @@ shared data and ``datasets/poisoned_evidence/instances.jsonl``; chunks it; then 
 - ``meteora`` (scope document: all chunks of the document), then ``verifier`` and
   ``perplexity_filter`` on METEORA's selection (the paper's chain);
 - ``top_k`` over the MiniLM cosine ranking with k = METEORA's mean selected count on the corpus
-  (the paper's rule), and ``token_budget`` (B = 1,000) over the same ranking.
+  (the paper's rule), ``token_budget`` (B = 1,000) over the same ranking, and ``corag`` (when the config
+  has a ``corag`` selector: MCTS over the ranking's head under the same budget, MiniLM ``embedding``
+  scorer by default, so no LLM call).
 
 Evidence precision/recall per document: a chunk is relevant when it overlaps a gold span;
 P = relevant selected / selected, R = gold spans overlapped by a selected chunk / gold spans.
@@ -37,6 +39,7 @@ from ragkit.backends import build_backend
 from ragkit.context import QueryContext
 from ragkit.datasets.poisoned import load_sources, poisoned_instance, read_records
 from ragkit.registry import default_registry
+from ragkit.selectors.corag import CoragSelector
 from ragkit.selectors.meteora import MeteoraSelector
 from ragkit.selectors.perplexity_filter import PerplexityFilterSelector
 from ragkit.selectors.token_budget import TokenBudgetSelector
@@ -144,11 +147,17 @@ def main() -> None:
     k_of = {c: max(1, round(statistics.mean(len(r["meteora"]["ids"]) for r in rows if r["corpus"] == c)))
             for c in cfg["corpora"] if any(r["corpus"] == c for r in rows)}
     budget = TokenBudgetSelector(**sel_cfg["token_budget"])
+    corag = CoragSelector(**sel_cfg["corag"]) if "corag" in sel_cfg else None
     for number, row in enumerate(rows, 1):
         ranked = [ScoredChunk(row["_by_id"][i], 0.0) for i in row["ranked"]]
         top = TopKSelector(k=k_of[row["corpus"]]).select(row["_query"], ranked)
         row["top_k"] = {"ids": [s.chunk.id for s in top]}
         row["token_budget"] = {"ids": [s.chunk.id for s in budget.select(row["_query"], ranked)]}
+        if corag is not None:
+            with usage_scope() as u:
+                picked = corag.select(row["_query"], ranked, row["_ctx"])
+            row["corag"] = usage_row(picked, u, corag.trace())
+            row["corag"]["scorer_calls"] = corag.trace().get("scorer_calls")
         for base, given in (("meteora", row["_selected"]), ("top_k", top)):
             if base not in cfg.get("defence_inputs", ["meteora", "top_k"]):
                 continue
@@ -167,7 +176,8 @@ def main() -> None:
 
     prior = {}
     bases = [b for b in ("meteora", "top_k") if b in cfg.get("defence_inputs", ["meteora", "top_k"])]
-    for name in ("meteora", "top_k", "token_budget", *[f"{b}+verifier" for b in bases]):
+    compared = ("meteora", "top_k", "token_budget", *(["corag"] if "corag" in sel_cfg else []))
+    for name in (*compared, *[f"{b}+verifier" for b in bases]):
         per = defaultdict(list)
         for row in rows:
             p, r = evidence_pr(chunks_of(row, row[name]["ids"]), row["gold"])
