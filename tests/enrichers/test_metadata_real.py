@@ -24,7 +24,7 @@ from ragkit.types import Document
 
 pytestmark = pytest.mark.slow
 
-#: 24 chunks from each of two corpora: three generation batches of 16. This is the suite's most expensive
+#: 24 chunks from each of two corpora: two generation batches of 24. This is the suite's most expensive
 #: fixture (100 chunks cost about 6 CPU-minutes on the 2-core VM; 64 took 139 s of a quiet CI run); with 48
 #: the 90 % bound allows at most 4 failures (SmolLM2 failed 3 of 64 and 5 of 110 in earlier runs).
 N_PER_CORPUS = 24
@@ -40,7 +40,7 @@ def enriched(tmp_path_factory, chroma_texts):
         doc = Document.from_text(chroma_texts[name], source_id=f"{name}.md")
         docs[doc.id] = doc
         chunks.extend(chunker.chunk(doc)[:N_PER_CORPUS])
-    llm = wrap_llm(TransformersLLM(device="cpu", batch_size=16),
+    llm = wrap_llm(TransformersLLM(device="cpu", batch_size=24),
                    store=CacheStore(tmp_path_factory.mktemp("llm") / "cache.sqlite"))
     enricher = LLMMetadataEnricher(llm=llm, profile="compact", batch_size=64)
     start = time.perf_counter()
