@@ -6,15 +6,20 @@ documents of ``--doc-chars`` characters, repeated with a distinct first line per
 quickstart's index section: ``recursive`` chunker (200 tokens), ``hybrid`` retriever (BM25 + MiniLM),
 the embedding and chunk caches off, a fresh store on disk per run, so every run chunks and embeds all.
 
-Each run reports wall time, MB/s, its ratio to the local engine (same process, same corpus), and the
-phase that bounds it: ``chunk`` (documents → chunk records, on the Ray CPU workers for ray), ``embed+index``
-(the retriever's ``index``: the embedder actor pool for ray, BM25, FAISS) and ``store`` (the one commit).
+Each run reports wall time, MB/s, its ratio to each local reference run (same corpus): ``--local-workers``
+lists them, ``auto`` (the default engine: chunking in one process per core) and/or a number of chunking
+processes (``1``: the single-core engine), and the phase that bounds it: ``chunk`` (documents → chunk
+records, on the Ray CPU workers for ray), ``embed+index`` (the retriever's ``index``: the embedder actor
+pool for ray, BM25, FAISS) and ``store`` (the one commit).
 With a GPU, ``nvidia-smi`` is sampled every 200 ms and the mean utilisation during ``embed+index`` printed.
+The rows are written to ``--out`` after each run (a run cut short keeps the rows done); ``--merge`` adds the
+rows of an earlier ``--out`` on the same corpus (e.g. the rest of the worker counts, run in another process).
 
     # 2-core VM: what Ray costs at small scale (the chroma corpora, one document per file)
     python benchmarks/index_scale.py --texts "$RAGKIT_DATA"/chroma_chunking_eval/*.md --mb 0 --workers 2
     # GPU machine: >= 100 MB of text, 1..16 CPU workers + one GPU embedder actor
-    python benchmarks/index_scale.py --texts DIR/*.md --mb 100 --workers 1,2,4,8,16 --embed-actors 1
+    python benchmarks/index_scale.py --texts DIR/*.md --mb 100 --workers 1,2,4,8,16 --embed-actors 1 \
+        --local-workers auto,1
 """
 
 from __future__ import annotations
@@ -110,7 +115,8 @@ def run_once(docs: list[Any], engine: dict[str, Any], args: argparse.Namespace, 
     store = usage["index.store"].wall_time_s
     phases = {"chunk": max(0.0, wall - embed - store), "embed+index": embed, "store": store}
     embed_start = t0 + phases["chunk"]
-    return {"engine": engine["type"], "workers": engine.get("num_cpus"), "wall_s": wall, "chunks": report.chunks,
+    workers = engine.get("num_cpus") if engine["type"] == "ray" else engine.get("workers", "auto")
+    return {"engine": engine["type"], "workers": workers, "wall_s": wall, "chunks": report.chunks,
             "phases_s": phases, "bound_by": max(phases, key=phases.get),
             "chunker_cpu_s": usage["index.chunker"].wall_time_s if "index.chunker" in usage else None,
             "gpu_util_embed": sampler.mean(embed_start, embed_start + embed)}
@@ -125,8 +131,11 @@ def main() -> None:
     parser.add_argument("--embed-actors", type=int, default=1)
     parser.add_argument("--model", default="minilm", help="embedder: minilm (packaged) or a local folder")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--local-workers", default="auto",
+                        help="local reference runs, comma-separated: auto (one chunking process per core) and/or N")
     parser.add_argument("--skip-local", action="store_true", help="no local reference run (ratios then absent)")
-    parser.add_argument("--out", type=Path, default=None, help="write the rows as JSON here")
+    parser.add_argument("--merge", type=Path, default=None, help="add the rows of an earlier --out (same corpus)")
+    parser.add_argument("--out", type=Path, default=None, help="write the rows as JSON here (after each run)")
     args = parser.parse_args()
 
     import ray
@@ -137,14 +146,30 @@ def main() -> None:
     print(f"machine: {platform.node()} {os.cpu_count()} CPUs; load average {load}; python {platform.python_version()}; "
           f"ray {ray.__version__}", file=sys.stderr)
     print(f"corpus: {len(docs)} documents, {mb:.1f} MB", file=sys.stderr)
+    rows: list[dict[str, Any]] = []
+    if args.merge:
+        earlier = json.loads(args.merge.read_text())
+        if earlier["documents"] != len(docs) or abs(earlier["corpus_mb"] - mb) > 1e-6:
+            sys.exit(f"--merge {args.merge}: another corpus ({earlier['documents']} documents, "
+                     f"{earlier['corpus_mb']:.1f} MB)")
+        rows.extend(earlier["rows"])
+
+    def save() -> None:
+        if args.out:
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            args.out.write_text(json.dumps({"corpus_mb": mb, "documents": len(docs), "rows": rows}, indent=2))
+
     sampler = GpuSampler()
-    rows = []
     # warm-up: model files into the page cache, imports done (not reported)
     from ragkit.types import Document
 
     run_once([Document.from_text(docs[0].text[:4000])], {"type": "local"}, args, sampler)
-    if not args.skip_local:
-        rows.append(run_once(docs, {"type": "local"}, args, sampler))
+    local_runs = [] if args.skip_local else [w.strip() for w in args.local_workers.split(",") if w.strip()]
+    for workers in local_runs:
+        engine = {"type": "local"} if workers == "auto" else {"type": "local", "workers": int(workers)}
+        rows.append(run_once(docs, engine, args, sampler))
+        print(f"done: local workers={workers} {rows[-1]['wall_s']:.1f} s", file=sys.stderr, flush=True)
+        save()
     for workers in [int(w) for w in args.workers.split(",") if w]:
         if ray.is_initialized():
             ray.shutdown()
@@ -153,23 +178,30 @@ def main() -> None:
                  include_dashboard=False, logging_level="ERROR")
         engine = {"type": "ray", "num_cpus": workers, "embed_actors": args.embed_actors}
         rows.append(run_once(docs, engine, args, sampler))
+        print(f"done: ray workers={workers} {rows[-1]['wall_s']:.1f} s", file=sys.stderr, flush=True)
+        save()
     sampler.stop()
-    reference = rows[0]["wall_s"] if rows and rows[0]["engine"] == "local" else None
-    print(f"{'engine':<8} {'workers':>7} {'wall s':>8} {'MB/s':>7} {'x local':>8} {'chunk s':>8} {'embed s':>8} "
+    report(rows, mb)
+    print(f"load average after: {os.getloadavg() if hasattr(os, 'getloadavg') else None}")
+    save()
+
+
+def report(rows: list[dict[str, Any]], mb: float) -> None:
+    """The table: one row per run, a ``× local(W)`` column per local reference run."""
+    references = {str(r["workers"]): r["wall_s"] for r in rows if r["engine"] == "local"}
+    head = "".join(f" {'x local(' + w + ')':>14}" for w in references)
+    print(f"{'engine':<8} {'workers':>7} {'chunks':>7} {'wall s':>8} {'MB/s':>7}{head} {'chunk s':>8} {'embed s':>8} "
           f"{'store s':>8} {'bound by':<12} {'GPU %':>6}")
+    rows.sort(key=lambda r: (r["engine"] != "local", r["engine"] == "ray" and r["workers"]))
     for row in rows:
         row["mb"] = mb
         row["mb_per_s"] = mb / row["wall_s"]
-        row["speedup_vs_local"] = reference / row["wall_s"] if reference else None
+        row["speedup_vs_local"] = {w: wall / row["wall_s"] for w, wall in references.items()}
         p = row["phases_s"]
         gpu = "" if row["gpu_util_embed"] is None else f"{row['gpu_util_embed']:.0f}"
-        ratio = "" if row["speedup_vs_local"] is None else f"{row['speedup_vs_local']:.2f}"
-        print(f"{row['engine']:<8} {row['workers'] or '':>7} {row['wall_s']:8.1f} {row['mb_per_s']:7.3f} {ratio:>8} "
+        ratios = "".join(f" {x:14.2f}" for x in row["speedup_vs_local"].values())
+        print(f"{row['engine']:<8} {row['workers'] or '':>7} {row['chunks']:>7} {row['wall_s']:8.1f} {row['mb_per_s']:7.3f}{ratios} "
               f"{p['chunk']:8.1f} {p['embed+index']:8.1f} {p['store']:8.1f} {row['bound_by']:<12} {gpu:>6}")
-    print(f"load average after: {os.getloadavg() if hasattr(os, 'getloadavg') else None}")
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps({"corpus_mb": mb, "documents": len(docs), "rows": rows}, indent=2))
 
 
 if __name__ == "__main__":
