@@ -156,8 +156,8 @@ def main() -> None:
         if corag is not None:
             with usage_scope() as u:
                 picked = corag.select(row["_query"], ranked, row["_ctx"])
-            row["corag"] = usage_row(picked, u, corag.trace())
-            row["corag"]["scorer_calls"] = corag.trace().get("scorer_calls")
+            trace = corag.trace()
+            row["corag"] = {**usage_row(picked, u, trace), "scorer_calls": trace.get("scorer_calls")}
         for base, given in (("meteora", row["_selected"]), ("top_k", top)):
             if base not in cfg.get("defence_inputs", ["meteora", "top_k"]):
                 continue

@@ -77,7 +77,6 @@ class JsonSchemaLogitsProcessor:
         return True
 
     def __call__(self, input_ids: Any, scores: Any) -> Any:
-        import numpy as np
         import torch
 
         rows = input_ids.tolist()
@@ -94,9 +93,23 @@ class JsonSchemaLogitsProcessor:
             elif self.eos_ids.intersection(allowed) and self._complete(generated):
                 allowed = sorted(self.eos_ids)  # a closed object/array: stop instead of trailing whitespace
             mask = torch.full_like(scores[b], float("-inf"))
-            # np.fromiter is ~6x faster than torch.as_tensor on a list of tens of thousands of ids
-            # (inside a JSON string almost every token is allowed); it was a quarter of the step time
-            index = torch.from_numpy(np.fromiter(allowed, dtype=np.int64, count=len(allowed)))
-            mask[index.to(scores.device)] = 0.0
+            mask[self.allowed_index(allowed, scores.device)] = 0.0
             scores[b] = scores[b] + mask
         return scores
+
+    @staticmethod
+    def allowed_index(allowed: Sequence[int], device: Any) -> Any:
+        """``allowed`` token ids as an int64 tensor on ``device``.
+
+        Through ``np.fromiter``: ~6x faster than ``torch.as_tensor`` on a Python list of tens of thousands of
+        ids (inside a JSON string almost every token is allowed), where that conversion was a quarter of the
+        decoding step (``benchmarks/constrained_mask.py``).
+
+        Example:
+            >>> JsonSchemaLogitsProcessor.allowed_index([3, 1, 2], "cpu").tolist()
+            [3, 1, 2]
+        """
+        import numpy as np
+        import torch
+
+        return torch.from_numpy(np.fromiter(allowed, dtype=np.int64, count=len(allowed))).to(device)
