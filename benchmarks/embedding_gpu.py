@@ -19,7 +19,10 @@ so lengths are real (~58 MiniLM tokens). Timings, each over the same texts:
 Each ragkit figure is printed as a ratio to ``raw``; vectors are compared with the library's (min cosine)
 and the chunker-ids vectors with the from-strings ones. ``--sweep`` also times the two ragkit paths
 with other settings (tokenizer threads ahead of the device, rows per GPU batch, bucket width), each as
-a ratio to ``raw``, to choose the defaults from measurements.
+a ratio to ``raw``, to choose the defaults from measurements. ``--tokenizer-workers 2,4`` times the strings
+path with that many tokenizer processes (a pool started once per process, outside the timing);
+``--profile`` runs each path once under ``torch.profiler`` and reports the GPU's busy share (summed kernel
+time over wall time) and the host operations that cost most.
 
     python benchmarks/embedding_gpu.py --model minilm --texts "$RAGKIT_DATA"/chroma_chunking_eval/*.md \\
         --n 100000 --device cuda
@@ -68,6 +71,33 @@ def timed(device: str, fn, repeats: int) -> tuple[float, object]:
     return best, result
 
 
+def profile_paths(device: str, paths: dict[str, object]) -> dict[str, object]:
+    """One profiled run of each path: wall time, summed GPU kernel time (busy share) and top host operations."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    out: dict[str, object] = {}
+    for name, fn in paths.items():
+        sync(device)
+        with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+            t0 = time.perf_counter()
+            fn()
+            sync(device)
+            wall = time.perf_counter() - t0
+        events = prof.key_averages()
+        kernel_us = sum(getattr(e, "self_device_time_total", 0) or getattr(e, "self_cuda_time_total", 0) for e in events)
+        top_host = sorted(events, key=lambda e: e.self_cpu_time_total, reverse=True)[:12]
+        top_gpu = sorted(events, key=lambda e: getattr(e, "self_device_time_total", 0) or 0, reverse=True)[:8]
+        out[name] = {"wall_s": round(wall, 3), "gpu_kernel_s": round(kernel_us / 1e6, 3),
+                     "gpu_busy": round(kernel_us / 1e6 / wall, 3),
+                     "top_host_ms": {e.key: round(e.self_cpu_time_total / 1e3, 1) for e in top_host},
+                     "top_gpu_ms": {e.key[:60]: round((getattr(e, "self_device_time_total", 0) or 0) / 1e3, 1)
+                                    for e in top_gpu}}
+        print(f"profile {name}: wall {wall:.3f} s, GPU kernels {kernel_us / 1e6:.3f} s", flush=True)
+    torch.cuda.synchronize()
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="minilm")
@@ -79,6 +109,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--skip-library", action="store_true")
     parser.add_argument("--sweep", action="store_true", help="also time other tokenizer threads / rows / bucket widths")
+    parser.add_argument("--tokenizer-workers", default="",
+                        help="also time the strings path with these tokenizer process counts (comma-separated, e.g. 2,4)")
+    parser.add_argument("--profile", action="store_true",
+                        help="also profile raw / strings / chunker ids once each (torch.profiler): GPU kernel time "
+                             "against wall time, and the top host operations")
     parser.add_argument("--json-out", default=None)
     args = parser.parse_args()
 
@@ -158,6 +193,19 @@ def main() -> None:
         embedder.batch_size = args.library_batch
         results["library"], lib = timed(device, lambda: embedder._encode_with_library(texts), 1)
         info["min_cosine_fast_vs_library"] = float(np.min(np.sum(np.asarray(fast) * np.asarray(lib), axis=1)))
+    for workers in [int(w) for w in args.tokenizer_workers.split(",") if w.strip()]:
+        saved_workers = sentence_transformers.TOKENIZER_WORKERS
+        sentence_transformers.TOKENIZER_WORKERS = workers
+        try:
+            embedder.embed_documents(texts[: 4 * _fast_path.BLOCK])  # starts the pool (once per process)
+            key = f"ragkit_strings_workers{workers}"
+            results[key], pooled = timed(device, lambda: embedder.embed_documents(texts), args.repeats)
+            info[f"min_cosine_{key}_vs_strings"] = float(np.min(np.sum(np.asarray(fast) * np.asarray(pooled), axis=1)))
+        finally:
+            sentence_transformers.TOKENIZER_WORKERS = saved_workers
+    if args.profile and on_gpu:
+        info["profile"] = profile_paths(device, {"raw": raw, "ragkit_strings": lambda: embedder.embed_documents(texts),
+                                                 "ragkit_chunker_ids": from_chunker_ids})
     if args.sweep:
         saved = (_fast_path.TOKENIZER_THREADS, sentence_transformers.GPU_ROWS, sentence_transformers.PAD_TO)
         settings = [("threads", 2, GPU_ROWS, saved[2]), ("threads", 3, GPU_ROWS, saved[2]),

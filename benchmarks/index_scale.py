@@ -11,7 +11,10 @@ lists them, ``auto`` (the default engine: chunking in one process per core) and/
 processes (``1``: the single-core engine), and the phase that bounds it: ``chunk`` (documents → chunk
 records, on the Ray CPU workers for ray), ``embed+index`` (the retriever's ``index``: the embedder actor
 pool for ray, BM25, FAISS) and ``store`` (the one commit).
-With a GPU, ``nvidia-smi`` is sampled every 200 ms and the mean utilisation during ``embed+index`` printed.
+With a GPU, ``nvidia-smi`` is sampled every 200 ms: first during 3 s of back-to-back matrix products (the
+counter's check: it should read ~100 %), then per run the mean during ``embed+index`` and over the whole run
+and the peak; for ray also the embedder actors' busy share of the embedding (time inside their embed calls
+over the driver's embedding wall time, from ``IndexReport.engine_stats``).
 The rows are written to ``--out`` after each run (a run cut short keeps the rows done); ``--merge`` adds the
 rows of an earlier ``--out`` on the same corpus (e.g. the rest of the worker counts, run in another process).
 
@@ -94,6 +97,34 @@ class GpuSampler:
         window = [u for t, u in self.samples if start <= t <= end]
         return sum(window) / len(window) if window else None
 
+    def peak(self, start: float, end: float) -> float | None:
+        window = [u for t, u in self.samples if start <= t <= end]
+        return max(window) if window else None
+
+    def calibrate(self, seconds: float = 3.0) -> float | None:
+        """The mean utilisation read during ``seconds`` of back-to-back matrix products (should be ~100 %).
+
+        Tells whether the counter works on this machine before any row is read from it.
+        """
+        if self.proc is None:
+            return None
+        import torch
+
+        if not torch.cuda.is_available():
+            return None
+        a = torch.randn(8192, 8192, device="cuda", dtype=torch.float16)
+        torch.cuda.synchronize()
+        start = time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            for _ in range(8):
+                a @ a
+            torch.cuda.synchronize()
+        end = time.perf_counter()
+        time.sleep(0.5)  # the last samples arrive
+        del a
+        torch.cuda.empty_cache()
+        return self.mean(start + 0.5, end)
+
     def stop(self) -> None:
         if self.proc is not None:
             self.proc.terminate()
@@ -115,11 +146,17 @@ def run_once(docs: list[Any], engine: dict[str, Any], args: argparse.Namespace, 
     store = usage["index.store"].wall_time_s
     phases = {"chunk": max(0.0, wall - embed - store), "embed+index": embed, "store": store}
     embed_start = t0 + phases["chunk"]
+    time.sleep(0.5)  # the sampler's last readings of this run
     workers = engine.get("num_cpus") if engine["type"] == "ray" else engine.get("workers", "auto")
+    stats = dict(report.engine_stats)
+    busy = stats.get("embed_actor_busy_s")
     return {"engine": engine["type"], "workers": workers, "wall_s": wall, "chunks": report.chunks,
             "phases_s": phases, "bound_by": max(phases, key=phases.get),
             "chunker_cpu_s": usage["index.chunker"].wall_time_s if "index.chunker" in usage else None,
-            "gpu_util_embed": sampler.mean(embed_start, embed_start + embed)}
+            "gpu_util_embed": sampler.mean(embed_start, embed_start + embed),
+            "gpu_util_run": sampler.mean(t0, t0 + wall), "gpu_util_peak": sampler.peak(t0, t0 + wall),
+            "engine_stats": stats,
+            "embed_actor_busy": busy / stats["embed_wall_s"] if busy is not None and stats.get("embed_wall_s") else None}
 
 
 def main() -> None:
@@ -157,9 +194,14 @@ def main() -> None:
     def save() -> None:
         if args.out:
             args.out.parent.mkdir(parents=True, exist_ok=True)
-            args.out.write_text(json.dumps({"corpus_mb": mb, "documents": len(docs), "rows": rows}, indent=2))
+            args.out.write_text(json.dumps({"corpus_mb": mb, "documents": len(docs), "rows": rows,
+                                            "gpu_counter_check": calibration}, indent=2))
 
     sampler = GpuSampler()
+    calibration = sampler.calibrate()
+    if calibration is not None:
+        print(f"nvidia-smi reads {calibration:.0f} % during back-to-back matrix products (the counter's check)",
+              file=sys.stderr, flush=True)
     # warm-up: model files into the page cache, imports done (not reported)
     from ragkit.types import Document
 
@@ -191,17 +233,21 @@ def report(rows: list[dict[str, Any]], mb: float) -> None:
     references = {str(r["workers"]): r["wall_s"] for r in rows if r["engine"] == "local"}
     head = "".join(f" {'x local(' + w + ')':>14}" for w in references)
     print(f"{'engine':<8} {'workers':>7} {'chunks':>7} {'wall s':>8} {'MB/s':>7}{head} {'chunk s':>8} {'embed s':>8} "
-          f"{'store s':>8} {'bound by':<12} {'GPU %':>6}")
+          f"{'store s':>8} {'bound by':<12} {'GPU % embed':>11} {'GPU % run':>9} {'peak':>5} {'actor busy':>10}")
     rows.sort(key=lambda r: (r["engine"] != "local", r["engine"] == "ray" and r["workers"]))
     for row in rows:
         row["mb"] = mb
         row["mb_per_s"] = mb / row["wall_s"]
         row["speedup_vs_local"] = {w: wall / row["wall_s"] for w, wall in references.items()}
         p = row["phases_s"]
-        gpu = "" if row["gpu_util_embed"] is None else f"{row['gpu_util_embed']:.0f}"
+        def pct(value: float | None) -> str:
+            return "" if value is None else f"{value:.0f}"
+
+        gpu = f"{pct(row['gpu_util_embed']):>11} {pct(row.get('gpu_util_run')):>9} {pct(row.get('gpu_util_peak')):>5}"
+        busy = "" if row.get("embed_actor_busy") is None else f"{100 * row['embed_actor_busy']:.0f} %"
         ratios = "".join(f" {x:14.2f}" for x in row["speedup_vs_local"].values())
         print(f"{row['engine']:<8} {row['workers'] or '':>7} {row['chunks']:>7} {row['wall_s']:8.1f} {row['mb_per_s']:7.3f}{ratios} "
-              f"{p['chunk']:8.1f} {p['embed+index']:8.1f} {p['store']:8.1f} {row['bound_by']:<12} {gpu:>6}")
+              f"{p['chunk']:8.1f} {p['embed+index']:8.1f} {p['store']:8.1f} {row['bound_by']:<12} {gpu} {busy:>10}")
 
 
 if __name__ == "__main__":

@@ -82,6 +82,8 @@ class IndexReport:
     chunks_without_metadata: int = 0
     #: Texts the embedder took the chunker's token ids for instead of tokenising them (:mod:`ragkit.text.token_ids`).
     token_ids_used: int = 0
+    #: What the engine measured, when it measures anything (``ray``: ``embed_actor_busy_s``, ``embed_wall_s``).
+    engine_stats: dict[str, float] = field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------- config hashing
@@ -614,6 +616,7 @@ def run_index_phase(stages: IndexStages, docs: Sequence[Document], plan: IndexPl
     with run_usage.timed("index.retriever"), using_token_ids(ids):
         call_stage("index.retriever", stages.retriever_type, lambda: engine.build_index(retriever, all_chunks))
     report.token_ids_used = ids.served
+    report.engine_stats = dict(getattr(engine, "stats", None) or {})
     if store is not None:
         documents = [{"id": d.id, "fingerprint": prints[d.id], "chunks": len(done[prints[d.id]]),
                       "source_id": d.metadata.get("source_id"), "source": d.metadata.get("source"),

@@ -28,7 +28,13 @@ Example:
 
 from __future__ import annotations
 
+import atexit
+import contextlib
+import dataclasses
+import hashlib
 import itertools
+import multiprocessing
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -268,6 +274,30 @@ def model_inputs(plan: FastPlan, texts: Sequence[str], known: Sequence[Known] | 
 
 
 _WORKER_PLAN: list[Any] = []
+#: Tokenizer process pools, one per (tokenizer, window, workers): started on first use, kept for the process.
+_POOLS: dict[tuple[Any, ...], ProcessPoolExecutor] = {}
+_POOLS_LOCK = threading.Lock()
+
+
+def tokenizer_pool(plan: FastPlan, workers: int) -> ProcessPoolExecutor:
+    """A pool of ``workers`` processes that turn texts into ``plan``'s model inputs, started once and reused.
+
+    Started with ``spawn`` (the parent may hold a CUDA context and tokenizer threads, which ``fork`` would
+    copy half-initialised); a pool created per call costs more than it saves (RESULTS ``## embeddings``),
+    so pools live until the process exits.
+    """
+    fields = {f.name: getattr(plan, f.name) for f in dataclasses.fields(plan) if f.name not in ("transformer", "tokenizer")}
+    spec = plan.tokenizer.to_str()
+    key = (hashlib.sha256(spec.encode("utf-8")).hexdigest(), tuple(sorted((k, repr(v)) for k, v in fields.items())), workers)
+    with _POOLS_LOCK:
+        pool = _POOLS.get(key)
+        if pool is None:
+            context = multiprocessing.get_context("spawn")
+            pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_worker_init,
+                                       initargs=(spec, fields))
+            _POOLS[key] = pool
+            atexit.register(pool.shutdown, wait=False, cancel_futures=True)
+        return pool
 
 
 def _worker_init(tokenizer_json: str, fields: dict[str, Any]) -> None:
@@ -381,25 +411,21 @@ def embed_texts(plan: FastPlan, texts: Sequence[str], *, device: str, rows: int,
     device_out = torch.empty((n, dim), dtype=torch.float32, device=device) if whole else None
     host_out = np.empty((n, dim), dtype=np.float32)
     if workers > 1 and len(blocks) > 1 and lookup is None:
-        import dataclasses
-        import multiprocessing
-
-        context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
-        fields = {f.name: getattr(plan, f.name) for f in dataclasses.fields(plan) if f.name not in ("transformer", "tokenizer")}
-        pool: Any = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_worker_init,
-                                        initargs=(plan.tokenizer.to_str(), fields))
+        pool: Any = tokenizer_pool(plan, workers)
         submit = lambda block: pool.submit(_worker_inputs, texts[block[0]:block[1]])  # noqa: E731
         ahead = workers
+        scope: Any = contextlib.nullcontext()  # the pool outlives the call (started once per tokenizer)
     else:
         ahead = max(1, TOKENIZER_THREADS if threads is None else threads)
         pool = ThreadPoolExecutor(max_workers=ahead)
+        scope = pool
 
         def prepare(part: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             return model_inputs(plan, part, None if lookup is None else lookup(part))
 
         def submit(block: tuple[int, int]) -> Any:
             return pool.submit(prepare, texts[block[0]:block[1]])
-    with pool:
+    with scope:
         pending = [submit(b) for b in blocks[:ahead]]
         for number, (start, end) in enumerate(blocks):
             flat, lengths, raw = pending.pop(0).result()

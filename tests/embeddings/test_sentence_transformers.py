@@ -140,3 +140,7 @@ def test_fast_path_equals_sentence_transformers_encode_on_real_chunks(embedder, 
     monkeypatch.setattr(fast_path, "BLOCK", 32)  # several blocks, tokenised by two worker processes
     pooled = fast_path.embed_texts(inner.plan_, texts, device="cpu", rows=16, pad_to=16, normalize=True, workers=2)
     assert float(np.min(np.sum(pooled * reference, axis=1))) >= 0.99999
+    pool = fast_path.tokenizer_pool(inner.plan_, 2)
+    again = fast_path.embed_texts(inner.plan_, texts[:70], device="cpu", rows=16, pad_to=16, normalize=True, workers=2)
+    assert fast_path.tokenizer_pool(inner.plan_, 2) is pool, "the tokenizer processes are started once, then reused"
+    assert np.allclose(again, pooled[:70], atol=1e-6)

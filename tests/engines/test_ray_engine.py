@@ -82,6 +82,11 @@ def test_the_ray_store_equals_the_local_store(built):
     usage = ray_pipe.stage_usage
     assert usage["index.retriever"].embedded_texts == ray_report.chunks
     assert usage["index.chunker"].wall_time_s > 0
+    # the engine's own measurements reach the report: the embedder actors' busy time within the embedding
+    stats = ray_report.engine_stats
+    assert stats["embed_texts"] == ray_report.chunks and stats["embed_calls"] >= 1
+    assert 0 < stats["embed_actor_busy_s"] <= stats["embed_wall_s"]
+    assert local_report.engine_stats == {}
 
 
 def test_the_ray_index_answers_like_the_local_one(built):
