@@ -324,13 +324,14 @@ DEVICE_OUTPUT_BYTES = 1 << 30
 
 def embed_flat(plan: FastPlan, flat: np.ndarray, lengths: np.ndarray, *, device: str, rows: int, pad_to: int,
                normalize: bool, on_batch: Callable[[int], None] | None = None, out: Any = None,
-               offset: int = 0) -> np.ndarray | None:
+               positions: np.ndarray | None = None) -> np.ndarray | None:
     """Vectors for rows given as one flat id array and their lengths (input order out), float32.
 
     The rows are reordered by length once and moved to the device in one copy (int32); every batch is
     gathered and padded there, with no read-back to the host: nothing synchronises until the vectors
     are copied back. With ``out`` (a float32 tensor on ``device``) rows are written to
-    ``out[offset + i]`` and nothing is copied back (the caller copies once); else a NumPy array is returned.
+    ``out[positions[i]]`` (default ``out[i]``) and nothing is copied back (the caller copies once); else a
+    NumPy array is returned.
     """
     import torch
 
@@ -348,7 +349,7 @@ def embed_flat(plan: FastPlan, flat: np.ndarray, lengths: np.ndarray, *, device:
     ids_all = torch.from_numpy(gathered)
     starts_all = torch.from_numpy(sorted_starts)
     lens_all = torch.from_numpy(sorted_lengths)
-    order_all = torch.from_numpy(order + offset)
+    order_all = torch.from_numpy(order if positions is None else np.asarray(positions, dtype=np.int64)[order])
     if on_gpu:
         ids_all = ids_all.pin_memory().to(device, non_blocking=True)
         starts_all, lens_all, order_all = (t.pin_memory().to(device, non_blocking=True)
@@ -404,12 +405,16 @@ def embed_texts(plan: FastPlan, texts: Sequence[str], *, device: str, rows: int,
     import torch
 
     n = len(texts)
+    # longest first by characters (a free stand-in for tokens), so each block's batches hold similar lengths,
+    # as if the whole call were sorted at once: sorting within blocks only padded ~25 % more tokens on a GPU
+    by_length = np.argsort(-np.fromiter(map(len, texts), dtype=np.int64, count=n), kind="stable")
+    texts = [texts[i] for i in by_length]
     blocks = [(s, min(s + BLOCK, n)) for s in range(0, n, BLOCK)]
     dim = int(plan.transformer.config.hidden_size)
     on_gpu = device.startswith("cuda")
     whole = on_gpu and n * dim * 4 <= DEVICE_OUTPUT_BYTES
     device_out = torch.empty((n, dim), dtype=torch.float32, device=device) if whole else None
-    host_out = np.empty((n, dim), dtype=np.float32)
+    host_out = np.empty((n, dim) if device_out is None else (0, dim), dtype=np.float32)
     if workers > 1 and len(blocks) > 1 and lookup is None:
         pool: Any = tokenizer_pool(plan, workers)
         submit = lambda block: pool.submit(_worker_inputs, texts[block[0]:block[1]])  # noqa: E731
@@ -435,10 +440,22 @@ def embed_texts(plan: FastPlan, texts: Sequence[str], *, device: str, rows: int,
                 on_lengths(raw)
             if device_out is not None:
                 embed_flat(plan, flat, lengths, device=device, rows=rows, pad_to=pad_to, normalize=normalize,
-                           on_batch=on_batch, out=device_out, offset=start)
+                           on_batch=on_batch, out=device_out, positions=by_length[start:end])
             else:
-                host_out[start:end] = embed_flat(plan, flat, lengths, device=device, rows=rows, pad_to=pad_to,
-                                                 normalize=normalize, on_batch=on_batch)
+                host_out[by_length[start:end]] = embed_flat(plan, flat, lengths, device=device, rows=rows,
+                                                            pad_to=pad_to, normalize=normalize, on_batch=on_batch)
     if device_out is not None:
-        host_out[:] = device_out.cpu().numpy()
+        return _to_host(device_out)
     return host_out
+
+
+def _to_host(vectors: Any) -> np.ndarray:
+    """A device tensor as a NumPy array, through page-locked memory (a pageable copy ran at ~1.4 GB/s)."""
+    import torch
+
+    try:
+        host = torch.empty(vectors.shape, dtype=vectors.dtype, pin_memory=True)
+    except RuntimeError:  # no page-locked memory to be had: the plain copy
+        return vectors.cpu().numpy()
+    host.copy_(vectors)
+    return host.numpy()

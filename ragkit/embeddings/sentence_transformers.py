@@ -49,9 +49,13 @@ _DEVICES = ("auto", "cpu", "cuda", "mps")
 GPU_ROWS = 2048
 #: On a GPU every batch is padded to a multiple of this many tokens (few distinct shapes).
 PAD_TO = 16
-#: Tokenizer processes feeding a GPU; 0 tokenises in a thread (measured faster on the H200: a process pool
-#: per call costs more than it saves, see benchmarks/RESULTS.md ``## embeddings``).
-TOKENIZER_WORKERS = 0
+#: Tokenizer processes feeding a GPU for calls of at least :data:`POOL_MIN_TEXTS` texts on a host with at
+#: least twice as many cores (one pool per process, started on first use); else one tokenizer thread.
+#: Measured on an H100 host (16 cores), 100k texts: 1 thread 0.38x the raw forward, 2 processes 0.42x,
+#: 4 processes 0.49x (benchmarks/RESULTS.md ``## embeddings``).
+TOKENIZER_WORKERS = 4
+#: Below this many texts a call tokenises in a thread (starting the processes would cost what they save).
+POOL_MIN_TEXTS = 32_768
 _GPU_DEVICE_NODES = ("/dev/nvidiactl", "/dev/nvidia0", "/proc/driver/nvidia/version", "/dev/kfd", "/dev/dxg")
 
 
@@ -259,10 +263,17 @@ class SentenceTransformerEmbedder(Embedder):
         lengths: list[np.ndarray] = []
         with self._progress(len(texts), rows) as bar:
             vectors = embed_texts(plan, texts, device=device, rows=rows, pad_to=PAD_TO if on_gpu else 1,
-                                  normalize=self.normalize, workers=TOKENIZER_WORKERS if on_gpu else 0,
+                                  normalize=self.normalize, workers=self._tokenizer_workers(len(texts), on_gpu),
                                   lookup=self._ids_lookup(plan), on_lengths=lengths.append, on_batch=bar.update)
         self._warn_truncated(np.concatenate(lengths).tolist() if lengths else [], len(texts))
         return vectors
+
+    @staticmethod
+    def _tokenizer_workers(count: int, on_gpu: bool) -> int:
+        """Tokenizer processes for a call of ``count`` texts (0: a thread); see :data:`TOKENIZER_WORKERS`."""
+        if not on_gpu or count < POOL_MIN_TEXTS or (os.cpu_count() or 1) < 2 * TOKENIZER_WORKERS:
+            return 0
+        return TOKENIZER_WORKERS
 
     @staticmethod
     def _ids_lookup(plan: Any) -> Any:

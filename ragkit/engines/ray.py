@@ -110,6 +110,9 @@ class _EmbedWorker:
         if "show_progress" in params:
             params["show_progress"] = False
         self.embedder = cls(**params)
+        warm_up = getattr(self.embedder, "warm_up", None)
+        if callable(warm_up):  # load the model when the actor starts, not inside its first batch
+            warm_up()
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         texts = [str(t) for t in batch["text"]]

@@ -144,3 +144,16 @@ def test_fast_path_equals_sentence_transformers_encode_on_real_chunks(embedder, 
     again = fast_path.embed_texts(inner.plan_, texts[:70], device="cpu", rows=16, pad_to=16, normalize=True, workers=2)
     assert fast_path.tokenizer_pool(inner.plan_, 2) is pool, "the tokenizer processes are started once, then reused"
     assert np.allclose(again, pooled[:70], atol=1e-6)
+
+
+def test_tokenizer_processes_only_for_large_gpu_calls(monkeypatch):
+    """Tokenizer processes feed a GPU on large calls only; CPU calls and small calls tokenise in a thread."""
+    import ragkit.embeddings.sentence_transformers as st
+
+    monkeypatch.setattr(st.os, "cpu_count", lambda: 16)
+    pick = SentenceTransformerEmbedder._tokenizer_workers
+    assert pick(10 * st.POOL_MIN_TEXTS, on_gpu=False) == 0
+    assert pick(st.POOL_MIN_TEXTS - 1, on_gpu=True) == 0
+    assert pick(st.POOL_MIN_TEXTS, on_gpu=True) == st.TOKENIZER_WORKERS
+    monkeypatch.setattr(st.os, "cpu_count", lambda: 2 * st.TOKENIZER_WORKERS - 1)  # too few cores to spare
+    assert pick(st.POOL_MIN_TEXTS, on_gpu=True) == 0
