@@ -357,8 +357,7 @@ def embed_flat(plan: FastPlan, flat: np.ndarray, lengths: np.ndarray, *, device:
     target = out if out is not None else torch.empty((n, dim), dtype=torch.float32, device=device)
     last = max(len(gathered) - 1, 0)
     with torch.inference_mode():
-        for start in range(0, n, rows):
-            end = min(start + rows, n)
+        for start, end in batch_bounds(sorted_lengths, rows, pad_to):
             width = int(sorted_lengths[start])
             if pad_to > 1:
                 width = min(-(-width // pad_to) * pad_to, max(plan.limit, width))
@@ -382,6 +381,34 @@ def embed_flat(plan: FastPlan, flat: np.ndarray, lengths: np.ndarray, *, device:
     if out is not None:
         return None
     return target.cpu().numpy()
+
+
+def batch_bounds(sorted_lengths: np.ndarray, rows: int, pad_to: int) -> list[tuple[int, int]]:
+    """``(start, end)`` of each batch over lengths sorted longest first: at most ``rows`` rows each.
+
+    With ``pad_to > 1`` (a GPU's buckets) a batch also ends where the padded width drops to the next
+    bucket, once it holds at least a quarter of ``rows`` (smaller runs ride along, padded a little): a
+    fixed ``rows`` cut pads every row of a batch to the bucket of its longest one, which cost ~25 % more
+    tokens than needed on 40-word texts.
+
+    Example:
+        >>> batch_bounds(np.array([40, 33, 20, 18, 17, 3]), rows=4, pad_to=16)
+        [(0, 2), (2, 5), (5, 6)]
+        >>> batch_bounds(np.array([5, 4, 3]), rows=2, pad_to=1)
+        [(0, 2), (2, 3)]
+    """
+    n = len(sorted_lengths)
+    if pad_to <= 1 or n == 0:
+        return [(s, min(s + rows, n)) for s in range(0, n, rows)]
+    buckets = -(-np.asarray(sorted_lengths, dtype=np.int64) // pad_to)
+    cuts = (np.flatnonzero(buckets[1:] != buckets[:-1]) + 1).tolist() + [n]
+    edges = [0]
+    for cut in cuts:
+        while cut - edges[-1] > rows:
+            edges.append(edges[-1] + rows)
+        if cut == n or cut - edges[-1] >= max(1, rows // 4):
+            edges.append(cut)
+    return list(zip(edges[:-1], edges[1:]))
 
 
 #: Blocks tokenised ahead of the device (each in its own thread when there is no worker pool).
