@@ -5,8 +5,8 @@ so lengths are real (~58 MiniLM tokens). Timings, each over the same texts:
 
 - ``raw``: the reference: the model's forward (fp16 on CUDA), mean pooling and normalisation on
   length-sorted batches of ``--rows`` texts **already tokenised and already on the device**;
-- ``raw_bucketed``: the same forward on batches cut as ragkit cuts them (a batch also ends where the
-  16-token bucket drops), the stricter ceiling;
+- ``raw_bucketed``: the same forward on batches cut and padded as ragkit does (``PAD_TO``-token buckets, a
+  batch also ends where the bucket drops), the stricter ceiling;
 - ``ragkit_strings``: ``SentenceTransformerEmbedder.embed_documents(texts)`` (tokenise once, buckets,
   device pooling: :mod:`ragkit.embeddings._fast_path`);
 - ``ragkit_chunker_ids``: the same call inside the index phase's token-id channel
@@ -152,13 +152,11 @@ def main() -> None:
     # raw reference: tokenised, length-sorted, padded to 16 (GPU) and resident on the device before timing
     order = np.argsort(-np.asarray(lengths), kind="stable")
 
-    def device_batches(bounds: list[tuple[int, int]]) -> list[tuple[object, object]]:
+    def device_batches(bounds: list[tuple[int, int]], pad: int) -> list[tuple[object, object]]:
         out = []
         for start, end in bounds:
             idx = order[start:end]
-            width = len(ids[idx[0]])
-            if on_gpu:
-                width = -(-width // 16) * 16
+            width = -(-len(ids[idx[0]]) // pad) * pad
             batch = torch.full((len(idx), width), plan.pad_id, dtype=torch.long)
             mask = torch.zeros((len(idx), width), dtype=torch.long)
             for r, i in enumerate(idx):
@@ -167,9 +165,11 @@ def main() -> None:
             out.append((batch.to(device), mask.to(device)))
         return out
 
-    # a second reference with ragkit's batch cuts (a batch also ends where the 16-token bucket drops)
-    bucketed = device_batches(batch_bounds(np.asarray(lengths)[order], rows, 16 if on_gpu else 1))
-    batches = device_batches([(s, min(s + rows, len(ids))) for s in range(0, len(ids), rows)])
+    # a second reference cut and padded as ragkit does (PAD_TO-token buckets; a batch also ends where the
+    # bucket drops), the stricter ceiling when PAD_TO is below the reference's 16
+    ragkit_pad = sentence_transformers.PAD_TO if on_gpu else 1
+    bucketed = device_batches(batch_bounds(np.asarray(lengths)[order], rows, ragkit_pad), ragkit_pad)
+    batches = device_batches([(s, min(s + rows, len(ids))) for s in range(0, len(ids), rows)], 16 if on_gpu else 1)
 
     def raw(batches: list[tuple[object, object]] = batches) -> None:
         with torch.inference_mode():
@@ -201,7 +201,7 @@ def main() -> None:
     results["ragkit_chunker_ids"], via_ids = timed(device, from_chunker_ids, args.repeats)
     info["min_cosine_chunker_ids_vs_strings"] = float(np.min(np.sum(np.asarray(fast) * np.asarray(via_ids), axis=1)))
     results["ragkit_ids"], _ = timed(device, lambda: embed_ids(plan, ids, device=device, rows=rows,
-                                                                 pad_to=16 if on_gpu else 1, normalize=True),
+                                                                 pad_to=ragkit_pad, normalize=True),
                                      args.repeats)
     if not args.skip_library:
         embedder.batch_size = args.library_batch
@@ -224,7 +224,7 @@ def main() -> None:
         saved = (_fast_path.TOKENIZER_THREADS, sentence_transformers.GPU_ROWS, sentence_transformers.PAD_TO)
         settings = [("threads", 2, GPU_ROWS, saved[2]), ("threads", 3, GPU_ROWS, saved[2]),
                     ("rows", saved[0], 1024, saved[2]), ("rows", saved[0], 4096, saved[2]),
-                    ("rows", saved[0], 8192, saved[2]), ("pad_to", saved[0], GPU_ROWS, 8),
+                    ("rows", saved[0], 8192, saved[2]), ("pad_to", saved[0], GPU_ROWS, 16),
                     ("pad_to", saved[0], GPU_ROWS, 32), ("pad_to", saved[0], GPU_ROWS, 64)]
         try:
             for _, threads, gpu_rows, pad in settings:
