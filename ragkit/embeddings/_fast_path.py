@@ -387,9 +387,9 @@ def batch_bounds(sorted_lengths: np.ndarray, rows: int, pad_to: int) -> list[tup
     """``(start, end)`` of each batch over lengths sorted longest first: at most ``rows`` rows each.
 
     With ``pad_to > 1`` (a GPU's buckets) a batch also ends where the padded width drops to the next
-    bucket, once it holds at least a quarter of ``rows`` (smaller runs ride along, padded a little): a
-    fixed ``rows`` cut pads every row of a batch to the bucket of its longest one, which cost ~25 % more
-    tokens than needed on 40-word texts.
+    bucket, once it holds at least a quarter of ``rows`` (smaller runs ride along, padded a little), so a
+    batch's rows are not padded to the bucket of a longer neighbour (H100, 100k 40-word texts: the raw
+    forward on these cuts ran 1.02x the one on fixed ``rows`` cuts).
 
     Example:
         >>> batch_bounds(np.array([40, 33, 20, 18, 17, 3]), rows=4, pad_to=16)

@@ -52,8 +52,8 @@ GPU_ROWS = 2048
 PAD_TO = 8
 #: Tokenizer processes feeding a GPU for calls of at least :data:`POOL_MIN_TEXTS` texts on a host with at
 #: least twice as many cores (one pool per process, started on first use); else one tokenizer thread.
-#: Measured on an H100 host (16 cores), 100k texts: 1 thread 0.38x the raw forward, 2 processes 0.42x,
-#: 4 processes 0.49x (benchmarks/RESULTS.md ``## embeddings``).
+#: Measured on an H100 host (16 cores), 100k texts: 1 thread 0.47x the raw forward, 2 processes 0.49x,
+#: 4 processes 0.55x (benchmarks/RESULTS.md ``## embeddings``).
 TOKENIZER_WORKERS = 4
 #: Below this many texts a call tokenises in a thread (starting the processes would cost what they save).
 POOL_MIN_TEXTS = 32_768
